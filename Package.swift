@@ -1,0 +1,86 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "sobot-broker",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sobot-broker", targets: ["sobot-broker"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "BrokerCore",
+            dependencies: [
+                "CSQLite",
+                "COpenSSL",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "BrokerServer",
+            dependencies: [
+                "BrokerCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "SobotSimulator",
+            dependencies: [
+                "BrokerCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "Marketing", dependencies: ["BrokerCore"], path: "Plugins/Marketing"),
+        .target(name: "CRM", dependencies: ["BrokerCore"], path: "Plugins/CRM"),
+        .executableTarget(
+            name: "sobot-broker",
+            dependencies: [
+                "BrokerCore",
+                "BrokerServer",
+                "SobotSimulator",
+                "Marketing",
+                "CRM",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "SobotSimulator"]),
+        .testTarget(name: "BrokerServerTests", dependencies: ["BrokerServer", "BrokerCore", "SobotSimulator"]),
+        .testTarget(name: "SobotSimulatorTests", dependencies: ["SobotSimulator", "BrokerCore"]),
+        .testTarget(name: "PluginTests", dependencies: ["Marketing", "CRM", "BrokerCore", "SobotSimulator"]),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["sobot-broker", "BrokerServer", "BrokerCore", "SobotSimulator"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

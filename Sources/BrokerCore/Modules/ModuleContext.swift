@@ -1,0 +1,24 @@
+import Logging
+
+/// Calls Sobot's business endpoints on a tenant's behalf, with the broker's token.
+public protocol UpstreamCalling: Sendable {
+    /// POSTs `body` to `path` for (tenant, region?) and returns the reply object once `ret_code` is
+    /// `000000`. Handles the token, and the "token expired" (900002) refresh-and-retry-once rule.
+    func post(tenant: String, region: String?, path: String, body: JSONValue) async throws(ModuleError) -> JSONValue
+
+    /// Every tenant id the broker knows, sorted: for cross-tenant (`"*"`) requests.
+    func tenantIDs() async throws(ModuleError) -> [String]
+}
+
+/// The narrow view of the broker a module gets.
+public struct ModuleContext: Sendable {
+    public let upstream: any UpstreamCalling
+    public let logger: Logger
+    public let clock: any BrokerClock
+
+    public init(upstream: any UpstreamCalling, logger: Logger, clock: any BrokerClock) {
+        self.upstream = upstream
+        self.logger = logger
+        self.clock = clock
+    }
+}

@@ -1,0 +1,182 @@
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A freshly issued token as Sobot returned it.
+public struct IssuedToken: Sendable {
+    public let value: String
+    /// Seconds the token is valid for, as the upstream stated.
+    public let lifetime: Double
+}
+
+/// Talks to Sobot's open API over one shared, pooled `HTTPClient`.
+///
+/// Every call has a total deadline on top of the client's connect and read timeouts. Nothing this
+/// type logs or throws contains the token, the sign or the app key.
+public final class SobotClient: Sendable {
+    public struct Timeouts: Sendable {
+        public var connect: Double
+        public var read: Double
+        /// Upper bound for the whole call, body included.
+        public var total: Double
+
+        public init(connect: Double = 5, read: Double = 10, total: Double = 15) {
+            self.connect = connect
+            self.read = read
+            self.total = total
+        }
+    }
+
+    /// Replies larger than this are refused as unreadable.
+    static let maximumReplySize = 8 << 20
+
+    public let regions: RegionDirectory
+    public let timeouts: Timeouts
+    private let http: HTTPClient
+    private let logger: Logger
+
+    public init(regions: RegionDirectory, timeouts: Timeouts = Timeouts(), logger: Logger) {
+        self.regions = regions
+        self.timeouts = timeouts
+        self.logger = logger
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(
+            connect: .milliseconds(Int64(timeouts.connect * 1000)),
+            read: .milliseconds(Int64(timeouts.read * 1000))
+        )
+        configuration.redirectConfiguration = .disallow
+        self.http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }
+
+    /// Releases the connection pool. Call once, when the broker stops.
+    public func shutdown() async throws {
+        try await self.http.shutdown()
+    }
+
+    /// `GET /api/get_token`: issues a NEW token for `appid` (and may invalidate the previous one).
+    public func fetchToken(region: String, appid: String, appKey: String, createTime: Int64) async throws(SobotError) -> IssuedToken {
+        let sign = SobotSignature.sign(appid: appid, createTime: createTime, appKey: appKey)
+        let query = "appid=\(URLQuery.escape(appid))&create_time=\(createTime)&sign=\(sign)"
+        let reply = try await self.send(region: region, path: "/api/get_token?\(query)", method: .GET, token: nil, body: nil)
+        guard let item = reply["item"], let token = item["token"]?.stringValue, !token.isEmpty else {
+            throw .unavailable("unreadable reply: no item.token")
+        }
+        guard let lifetime = item["expires_in"]?.doubleValue, lifetime > 0, lifetime.isFinite else {
+            throw .unavailable("unreadable reply: expires_in is missing or not a positive number")
+        }
+        return IssuedToken(value: token, lifetime: lifetime)
+    }
+
+    /// `POST` a JSON body to a business endpoint with the `token` header. Returns the whole reply
+    /// object once its `ret_code` is `000000`.
+    public func post(region: String, path: String, token: String, body: JSONValue) async throws(SobotError) -> JSONValue {
+        try await self.send(region: region, path: path, method: .POST, token: token, body: body)
+    }
+
+    private func send(
+        region: String,
+        path: String,
+        method: HTTPMethod,
+        token: String?,
+        body: JSONValue?
+    ) async throws(SobotError) -> JSONValue {
+        guard let base = self.regions.baseURL(for: region) else {
+            throw .unavailable("no base URL for region \"\(region)\"")
+        }
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        request.headers.add(name: "accept", value: "application/json")
+        if let token { request.headers.add(name: "token", value: token) }
+        if let body {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: JSONWriter.bytes(body)))
+        }
+        let endpoint = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        let http = self.http
+        let prepared = request
+        let started = ContinuousClock.now
+        let outcome: (status: UInt, body: ByteBuffer)
+        do {
+            outcome = try await withDeadline(seconds: self.timeouts.total) {
+                let response = try await http.execute(prepared, timeout: .seconds(3600))
+                let bytes = try await response.body.collect(upTo: Self.maximumReplySize)
+                return (response.status.code, bytes)
+            }
+        } catch {
+            let reason = Self.describe(error)
+            self.logger.debug("sobot call failed", metadata: ["region": "\(region)", "endpoint": "\(endpoint)", "reason": "\(reason)"])
+            throw .unavailable(reason)
+        }
+        self.logger.debug(
+            "sobot call",
+            metadata: [
+                "region": "\(region)", "endpoint": "\(endpoint)", "status": "\(outcome.status)",
+                "ms": "\((ContinuousClock.now - started).milliseconds)",
+            ]
+        )
+        if outcome.status >= 500 { throw .unavailable("HTTP \(outcome.status)") }
+        guard let reply = try? JSONParser.parse(Array(buffer: outcome.body)), case .object = reply else {
+            throw .unavailable("unreadable reply (HTTP \(outcome.status), not a JSON object)")
+        }
+        guard let code = Self.returnCode(reply) else {
+            throw .unavailable("unreadable reply (HTTP \(outcome.status), no ret_code)")
+        }
+        guard code == SobotReturnCode.success else {
+            throw .rejected(retCode: code, retMsg: reply["ret_msg"]?.stringValue ?? "")
+        }
+        return reply
+    }
+
+    static func returnCode(_ reply: JSONValue) -> String? {
+        switch reply["ret_code"] {
+        case .string(let code): return code
+        case .integer(let number):
+            let digits = String(number)
+            return String(repeating: "0", count: max(0, 6 - digits.count)) + digits
+        default: return nil
+        }
+    }
+
+    /// A short, secret-free reason for a transport failure (never the URL: it carries the sign).
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case is DeadlineExceeded: return "timed out"
+        case let error as HTTPClientError:
+            switch error {
+            case .connectTimeout: return "connect timed out"
+            case .readTimeout: return "read timed out"
+            case .deadlineExceeded: return "timed out"
+            case .remoteConnectionClosed: return "connection closed by upstream"
+            default: return "HTTP client error"
+            }
+        case let error as NIOConnectionError:
+            return "cannot connect (\(error.connectionErrors.first.map { "\($0.error)" } ?? "no address"))"
+        case let error as IOError:
+            return "I/O error (\(error.description))"
+        case is CancellationError:
+            return "cancelled"
+        default:
+            return "network error (\(type(of: error)))"
+        }
+    }
+}
+
+/// Percent-encoding for query values.
+enum URLQuery {
+    static func escape(_ value: String) -> String {
+        var out = ""
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF".utf8)
+                out += "%" + String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0xf)]], as: UTF8.self)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,46 @@
+/// The database schema as an ordered list of migrations; `PRAGMA user_version` records how many ran.
+enum Schema {
+    static let migrations: [String] = [
+        """
+        CREATE TABLE tenants (
+            id TEXT PRIMARY KEY NOT NULL,
+            name TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE credentials (
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            region TEXT NOT NULL,
+            appid TEXT NOT NULL,
+            app_key BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, region)
+        ) WITHOUT ROWID;
+        CREATE TABLE tokens (
+            tenant_id TEXT NOT NULL,
+            region TEXT NOT NULL,
+            token BLOB NOT NULL,
+            issued_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, region),
+            FOREIGN KEY (tenant_id, region) REFERENCES credentials(tenant_id, region) ON DELETE CASCADE
+        ) WITHOUT ROWID;
+        """
+    ]
+
+    /// Applies every migration the database has not seen yet, each in its own transaction.
+    static func migrate(_ connection: SQLiteConnection) throws {
+        let applied = try connection.userVersion
+        guard applied <= Self.migrations.count else {
+            throw StoreError.newerSchema(found: applied, supported: Self.migrations.count)
+        }
+        for version in applied..<Self.migrations.count {
+            try connection.transaction {
+                try connection.execute(Self.migrations[version])
+                // PRAGMA cannot take bound parameters; the value is our own integer.
+                try connection.execute("PRAGMA user_version = \(version + 1)")
+            }
+        }
+    }
+}

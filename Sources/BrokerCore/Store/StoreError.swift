@@ -1,0 +1,20 @@
+/// Store-level failures that are not plain SQLite errors.
+public enum StoreError: Error, Sendable, CustomStringConvertible {
+    case newerSchema(found: Int, supported: Int)
+    case unknownTenant(String)
+    case unknownRegion(tenant: String, region: String)
+    case unreadableSecret(tenant: String, region: String, field: String, reason: SealingError)
+
+    public var description: String {
+        switch self {
+        case .newerSchema(let found, let supported):
+            "the database has schema version \(found); this sobot-broker supports up to \(supported): upgrade sobot-broker"
+        case .unknownTenant(let id):
+            "unknown tenant \"\(id)\""
+        case .unknownRegion(let tenant, let region):
+            "tenant \"\(tenant)\" has no region \"\(region)\""
+        case .unreadableSecret(let tenant, let region, let field, let reason):
+            "cannot open the sealed \(field) of \(tenant)/\(region): \(reason)"
+        }
+    }
+}

@@ -1,0 +1,38 @@
+/// A token as persisted: the opened value plus its issue and expiry times (Unix seconds).
+public struct StoredToken: Sendable, Equatable {
+    public var key: TokenKey
+    public var value: String
+    public var issuedAt: Int64
+    public var expiresAt: Int64
+
+    public init(key: TokenKey, value: String, issuedAt: Int64, expiresAt: Int64) {
+        self.key = key
+        self.value = value
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+    }
+}
+
+/// Identifies one live token: a tenant's credential in one region.
+public struct TokenKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var tenant: String
+    public var region: String
+
+    public init(tenant: String, region: String) {
+        self.tenant = tenant
+        self.region = region
+    }
+
+    public var description: String { "\(self.tenant)/\(self.region)" }
+
+    public static func < (lhs: TokenKey, rhs: TokenKey) -> Bool {
+        (lhs.tenant, lhs.region) < (rhs.tenant, rhs.region)
+    }
+}
+
+/// A credential opened for one upstream call. Short-lived by design: fetch it, sign, drop it.
+public struct Credential: Sendable {
+    public var key: TokenKey
+    public var appid: String
+    public var appKey: String
+}

@@ -1,0 +1,305 @@
+import Synchronization
+
+/// The broker's durable state in SQLite: tenants, their sealed credentials, and sealed tokens.
+///
+/// Every secret is sealed (AES-256-GCM, bound to its row) before it is bound to a statement, so the
+/// database file, its WAL and its shared memory never hold a plaintext key or token.
+/// Calls block on SQLite: the daemon runs them on a thread pool, never on an event loop.
+public final class TenantStore: Sendable {
+    private struct State: ~Copyable {
+        let connection: SQLiteConnection
+        var sealer: SecretSealer
+    }
+
+    private let state: Mutex<State>
+
+    public init(path: String, sealer: SecretSealer) throws {
+        let connection = try SQLiteConnection(path: path)
+        try Schema.migrate(connection)
+        self.state = Mutex(State(connection: connection, sealer: sealer))
+    }
+
+    /// Runs `body` with exclusive use of the connection.
+    func withConnection<Result: Sendable>(_ body: (SQLiteConnection) throws -> Result) throws -> Result {
+        try self.state.withLock { state in try body(state.connection) }
+    }
+
+    // MARK: Tenants
+
+    /// What an upsert changed (or, for a dry run, would change).
+    public struct UpsertReport: Sendable, Equatable {
+        public var tenantsAdded = 0
+        public var tenantsUpdated = 0
+        public var credentialsWritten = 0
+    }
+
+    /// Adds or replaces every tenant and credential in one transaction: all or nothing.
+    /// A credential whose appid changes loses its stored token (it belonged to the old appid).
+    /// With `dryRun` the same work is done and then rolled back.
+    @discardableResult
+    public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool = false) throws -> UpsertReport {
+        try self.state.withLock { state in
+            let connection = state.connection
+            let sealer = state.sealer
+            try connection.execute("BEGIN IMMEDIATE")
+            do {
+                let report = try Self.write(tenants, now: now, connection: connection, sealer: sealer)
+                try connection.execute(dryRun ? "ROLLBACK" : "COMMIT")
+                return report
+            } catch {
+                try? connection.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    private static func write(
+        _ tenants: [TenantDefinition],
+        now: Int64,
+        connection: SQLiteConnection,
+        sealer: SecretSealer
+    ) throws -> UpsertReport {
+        let findTenant = try connection.statement("SELECT 1 FROM tenants WHERE id = ?")
+        let upsertTenant = try connection.statement(
+            """
+            INSERT INTO tenants (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)
+            ON CONFLICT (id) DO UPDATE SET name = coalesce(excluded.name, tenants.name), updated_at = excluded.updated_at
+            """
+        )
+        let findAppID = try connection.statement("SELECT appid FROM credentials WHERE tenant_id = ? AND region = ?")
+        let upsertCredential = try connection.statement(
+            """
+            INSERT INTO credentials (tenant_id, region, appid, app_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (tenant_id, region) DO UPDATE
+            SET appid = excluded.appid, app_key = excluded.app_key, updated_at = excluded.updated_at
+            """
+        )
+        let deleteToken = try connection.statement("DELETE FROM tokens WHERE tenant_id = ? AND region = ?")
+        var report = UpsertReport()
+        for tenant in tenants {
+            var exists = false
+            try findTenant.forEachRow([.text(tenant.id)]) { _ in exists = true }
+            if exists { report.tenantsUpdated += 1 } else { report.tenantsAdded += 1 }
+            try upsertTenant.run([.text(tenant.id), tenant.name.sqliteValue, .integer(now), .integer(now)])
+            for credential in tenant.credentials {
+                let binding = SecretBinding(tenant: tenant.id, region: credential.region, field: .appKey)
+                let sealedKey = try sealer.seal(credential.appKey, for: binding)
+                var previousAppID: String?
+                try findAppID.forEachRow([.text(tenant.id), .text(credential.region)]) { previousAppID = $0.text(0) }
+                try upsertCredential.run([
+                    .text(tenant.id), .text(credential.region), .text(credential.appid), .blob(sealedKey),
+                    .integer(now), .integer(now),
+                ])
+                if let previousAppID, previousAppID != credential.appid {
+                    try deleteToken.run([.text(tenant.id), .text(credential.region)])
+                }
+                report.credentialsWritten += 1
+            }
+        }
+        return report
+    }
+
+    /// Every tenant with its regions, appids and stored-token expiry, ordered by id then region.
+    public func summaries() throws -> [TenantSummary] {
+        try self.state.withLock { state in
+            var tenants: [TenantSummary] = []
+            let query = try state.connection.statement(
+                """
+                SELECT t.id, t.name, c.region, c.appid, k.expires_at
+                FROM tenants t
+                LEFT JOIN credentials c ON c.tenant_id = t.id
+                LEFT JOIN tokens k ON k.tenant_id = c.tenant_id AND k.region = c.region
+                ORDER BY t.id, c.region
+                """
+            )
+            try query.forEachRow { row in
+                let id = row.text(0)
+                if tenants.last?.id != id {
+                    tenants.append(TenantSummary(id: id, name: row.optionalText(1), regions: []))
+                }
+                guard !row.isNull(2) else { return }
+                tenants[tenants.count - 1].regions.append(
+                    .init(region: row.text(2), appid: row.text(3), tokenExpiresAt: row.isNull(4) ? nil : row.int64(4))
+                )
+            }
+            return tenants
+        }
+    }
+
+    /// Removes a tenant (every region) or one region of it, with its tokens. A tenant left with no
+    /// region is removed too. Returns how many credentials were removed.
+    @discardableResult
+    public func remove(tenant: String, region: String?) throws -> Int {
+        try self.state.withLock { state in
+            let connection = state.connection
+            return try connection.transaction {
+                var removed = 0
+                try connection.statement("SELECT count(*) FROM credentials WHERE tenant_id = ? AND (?2 IS NULL OR region = ?2)")
+                    .forEachRow([.text(tenant), region.sqliteValue]) { removed = Int($0.int64(0)) }
+                var tenantExists = false
+                try connection.statement("SELECT 1 FROM tenants WHERE id = ?").forEachRow([.text(tenant)]) { _ in
+                    tenantExists = true
+                }
+                guard tenantExists else { throw StoreError.unknownTenant(tenant) }
+                if let region {
+                    guard removed > 0 else { throw StoreError.unknownRegion(tenant: tenant, region: region) }
+                    try connection.statement("DELETE FROM credentials WHERE tenant_id = ? AND region = ?")
+                        .run([.text(tenant), .text(region)])
+                    try connection.statement(
+                        "DELETE FROM tenants WHERE id = ? AND NOT EXISTS (SELECT 1 FROM credentials WHERE tenant_id = ?1)"
+                    ).run([.text(tenant)])
+                } else {
+                    try connection.statement("DELETE FROM tenants WHERE id = ?").run([.text(tenant)])
+                }
+                return removed
+            }
+        }
+    }
+
+    // MARK: Credentials
+
+    /// Every (tenant, region) that has a credential.
+    public func credentialKeys() throws -> [TokenKey] {
+        try self.state.withLock { state in
+            var keys: [TokenKey] = []
+            try state.connection.statement("SELECT tenant_id, region FROM credentials ORDER BY tenant_id, region")
+                .forEachRow { keys.append(TokenKey(tenant: $0.text(0), region: $0.text(1))) }
+            return keys
+        }
+    }
+
+    /// The opened credential for `key`, or nil when there is none.
+    public func credential(for key: TokenKey) throws -> Credential? {
+        try self.state.withLock { state -> Credential? in
+            var found: (appid: String, sealed: [UInt8])?
+            try state.connection.statement("SELECT appid, app_key FROM credentials WHERE tenant_id = ? AND region = ?")
+                .forEachRow([.text(key.tenant), .text(key.region)]) { found = ($0.text(0), $0.blob(1)) }
+            guard let found else { return nil }
+            let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .appKey)
+            do throws(SealingError) {
+                let appKey = try state.sealer.openString(found.sealed, for: binding)
+                return Credential(key: key, appid: found.appid, appKey: appKey)
+            } catch {
+                throw StoreError.unreadableSecret(tenant: key.tenant, region: key.region, field: "app_key", reason: error)
+            }
+        }
+    }
+
+    // MARK: Tokens
+
+    /// Persists the live token for its key, sealed and bound to the row. Ignored when the
+    /// credential has been removed meanwhile.
+    public func save(_ token: StoredToken) throws {
+        try self.state.withLock { state in
+            let binding = SecretBinding(tenant: token.key.tenant, region: token.key.region, field: .token)
+            let sealed = try state.sealer.seal(token.value, for: binding)
+            try state.connection.statement(
+                """
+                INSERT INTO tokens (tenant_id, region, token, issued_at, expires_at)
+                SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM credentials WHERE tenant_id = ?1 AND region = ?2)
+                ON CONFLICT (tenant_id, region) DO UPDATE
+                SET token = excluded.token, issued_at = excluded.issued_at, expires_at = excluded.expires_at
+                """
+            ).run([
+                .text(token.key.tenant), .text(token.key.region), .blob(sealed), .integer(token.issuedAt),
+                .integer(token.expiresAt),
+            ])
+        }
+    }
+
+    public func deleteToken(for key: TokenKey) throws {
+        try self.state.withLock { state in
+            try state.connection.statement("DELETE FROM tokens WHERE tenant_id = ? AND region = ?")
+                .run([.text(key.tenant), .text(key.region)])
+        }
+    }
+
+    /// Every stored token that expires after `now`. Rows that fail to open are reported, not fatal:
+    /// the engine fetches a new token for them.
+    public func loadTokens(expiringAfter now: Int64) throws -> (tokens: [StoredToken], unreadable: [TokenKey]) {
+        try self.state.withLock { state in
+            var tokens: [StoredToken] = []
+            var unreadable: [TokenKey] = []
+            try state.connection.statement(
+                "SELECT tenant_id, region, token, issued_at, expires_at FROM tokens WHERE expires_at > ?"
+            ).forEachRow([.integer(now)]) { row in
+                let key = TokenKey(tenant: row.text(0), region: row.text(1))
+                let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .token)
+                guard let value = try? state.sealer.openString(row.blob(2), for: binding) else {
+                    unreadable.append(key)
+                    return
+                }
+                tokens.append(StoredToken(key: key, value: value, issuedAt: row.int64(3), expiresAt: row.int64(4)))
+            }
+            return (tokens, unreadable)
+        }
+    }
+
+    // MARK: Key rotation
+
+    /// Re-seals every secret with `sealer`'s active key in one transaction and adopts `sealer`.
+    /// `sealer`'s keyring must still hold every key the stored secrets were sealed with.
+    /// On any failure nothing changes. Returns how many secrets were re-sealed.
+    public func resealAll(with sealer: SecretSealer) throws -> Int {
+        try self.state.withLock { state in
+            let connection = state.connection
+            let count = try connection.transaction {
+                try Self.reseal(table: "credentials", column: "app_key", field: .appKey, connection: connection, sealer: sealer)
+                    + Self.reseal(table: "tokens", column: "token", field: .token, connection: connection, sealer: sealer)
+            }
+            state.sealer = sealer
+            return count
+        }
+    }
+
+    private static func reseal(
+        table: StaticString,
+        column: StaticString,
+        field: SecretBinding.Field,
+        connection: SQLiteConnection,
+        sealer: SecretSealer
+    ) throws -> Int {
+        var rows: [(tenant: String, region: String, sealed: [UInt8])] = []
+        try connection.statement("SELECT tenant_id, region, \(column) FROM \(table)").forEachRow {
+            rows.append(($0.text(0), $0.text(1), $0.blob(2)))
+        }
+        let update = try connection.statement("UPDATE \(table) SET \(column) = ? WHERE tenant_id = ? AND region = ?")
+        for row in rows {
+            let binding = SecretBinding(tenant: row.tenant, region: row.region, field: field)
+            var plaintext: [UInt8]
+            do throws(SealingError) {
+                plaintext = try sealer.open(row.sealed, for: binding)
+            } catch {
+                throw StoreError.unreadableSecret(tenant: row.tenant, region: row.region, field: field.rawValue, reason: error)
+            }
+            defer { plaintext.wipe() }
+            try update.run([.blob(try sealer.seal(plaintext, for: binding)), .text(row.tenant), .text(row.region)])
+        }
+        return rows.count
+    }
+
+    /// The master-key versions that stored secrets are sealed with.
+    public func keyIDsInUse() throws -> Set<UInt32> {
+        try self.state.withLock { state in
+            var ids: Set<UInt32> = []
+            for sql in ["SELECT app_key FROM credentials", "SELECT token FROM tokens"] {
+                try state.connection.statement(sql).forEachRow { row in
+                    if let id = SecretSealer.keyID(of: row.blob(0)) { ids.insert(id) }
+                }
+            }
+            return ids
+        }
+    }
+}
+
+extension TenantStore {
+    /// The (tenant, region) keys of one tenant's credentials.
+    public func credentialKeys(ofTenant tenant: String) throws -> [TokenKey] {
+        try self.withConnection { connection in
+            var keys: [TokenKey] = []
+            try connection.statement("SELECT region FROM credentials WHERE tenant_id = ? ORDER BY region")
+                .forEachRow([.text(tenant)]) { keys.append(TokenKey(tenant: tenant, region: $0.text(0))) }
+            return keys
+        }
+    }
+}

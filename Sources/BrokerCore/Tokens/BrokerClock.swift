@@ -1,0 +1,28 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Time as the token engine sees it. Tests substitute a manual clock to drive time.
+public protocol BrokerClock: Sendable {
+    /// Wall-clock Unix time in seconds: used only to stamp issue and expiry times.
+    func now() -> Double
+    /// Suspends for `seconds` of monotonic time; throws `CancellationError` when cancelled.
+    func sleep(seconds: Double) async throws
+}
+
+/// The real clock: `CLOCK_REALTIME` for stamps, `ContinuousClock` (monotonic) for waiting, so a
+/// wall-clock jump never stretches or skips a sleep.
+public struct SystemClock: BrokerClock {
+    public init() {}
+
+    public func now() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+
+    public func sleep(seconds: Double) async throws {
+        guard seconds > 0 else { return try Task.checkCancellation() }
+        try await Task.sleep(for: .nanoseconds(Int64(min(seconds, 86_400 * 365) * 1e9)))
+    }
+}

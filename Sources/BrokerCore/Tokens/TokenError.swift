@@ -1,0 +1,21 @@
+/// Why a token could not be served.
+public enum TokenError: Error, Sendable, Equatable, CustomStringConvertible {
+    case unknownTenant(String)
+    case unknownRegion(tenant: String, region: String)
+    /// The tenant has several regions and the caller named none.
+    case regionRequired(tenant: String, regions: [String])
+    case upstream(SobotError)
+    /// The store could not be read (the message never holds a secret).
+    case storage(String)
+
+    public var description: String {
+        switch self {
+        case .unknownTenant(let tenant): "unknown tenant \"\(tenant)\""
+        case .unknownRegion(let tenant, let region): "tenant \"\(tenant)\" has no credential for region \"\(region)\""
+        case .regionRequired(let tenant, let regions):
+            "tenant \"\(tenant)\" has several regions (\(regions.joined(separator: ", "))); pass region"
+        case .upstream(let error): error.description
+        case .storage(let message): "token store error: \(message)"
+        }
+    }
+}

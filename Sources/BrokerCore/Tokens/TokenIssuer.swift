@@ -1,0 +1,59 @@
+import Logging
+import NIOPosix
+
+/// Obtains a new token for a key. The token manager calls it; it never decides *when*.
+public protocol TokenIssuing: Sendable {
+    func issueToken(for key: TokenKey) async throws(TokenError) -> LiveToken
+}
+
+/// The production issuer: opens the credential from the store, calls Sobot's `get_token`, and
+/// persists the sealed token before returning it, so a crash costs at most one extra fetch.
+public struct SobotTokenIssuer: TokenIssuing {
+    let store: TenantStore
+    let client: SobotClient
+    let clock: any BrokerClock
+    let logger: Logger
+
+    public init(store: TenantStore, client: SobotClient, clock: any BrokerClock, logger: Logger) {
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.logger = logger
+    }
+
+    public func issueToken(for key: TokenKey) async throws(TokenError) -> LiveToken {
+        let store = self.store
+        let credential: Credential
+        do {
+            guard let found = try await NIOThreadPool.singleton.runIfActive({ try store.credential(for: key) }) else {
+                throw TokenError.unknownRegion(tenant: key.tenant, region: key.region)
+            }
+            credential = found
+        } catch let error as TokenError {
+            throw error
+        } catch {
+            throw .storage(String(describing: error))
+        }
+        let sentAt = self.clock.now()
+        let issued: IssuedToken
+        do throws(SobotError) {
+            issued = try await self.client.fetchToken(
+                region: key.region,
+                appid: credential.appid,
+                appKey: credential.appKey,
+                createTime: Int64(sentAt)
+            )
+        } catch {
+            throw .upstream(error)
+        }
+        let token = LiveToken(value: issued.value, issuedAt: sentAt, expiresAt: sentAt + issued.lifetime)
+        let stored = StoredToken(key: key, value: token.value, issuedAt: Int64(sentAt), expiresAt: Int64(token.expiresAt))
+        do {
+            try await NIOThreadPool.singleton.runIfActive { try store.save(stored) }
+        } catch {
+            // Serving matters more than persisting: the token stays live, a restart refetches it.
+            self.logger.error("could not persist token", metadata: ["key": "\(key)", "error": "\(error)"])
+        }
+        return token
+    }
+}

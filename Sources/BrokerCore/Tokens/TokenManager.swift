@@ -1,0 +1,371 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// Holds exactly one live token per (tenant, region) and keeps it fresh.
+///
+/// - Single flight: concurrent demands for one key share one in-flight `get_token`.
+/// - Background refresh at a per-key point in the refresh window (see `RefreshSchedule`), paced per
+///   region; on-demand fetches bypass the pacing.
+/// - Failures back off with full jitter; rejections are held; an unexpired token keeps being served.
+/// - Readers on the hot path use `cache` and never wait on this actor while a token is fresh.
+///
+/// As a `Service`, `run()` is the background refresher.
+public actor TokenManager: Service {
+    public nonisolated let cache = TokenCache()
+    public nonisolated let clock: any BrokerClock
+    private let issuer: any TokenIssuing
+    private let store: TenantStore
+    private let policy: TokenPolicy
+    private let logger: Logger
+
+    private typealias Fetch = Task<Result<LiveToken, TokenError>, Never>
+
+    private struct Slot {
+        var token: LiveToken?
+        var fetch: Fetch?
+        /// When the refresher should fetch next; nil while the key waits in its region's queue.
+        var refreshAt: Double?
+        var queued = false
+        var failures = 0
+        var blockedUntil: Double?
+        var lastError: TokenError?
+        var lastRefreshAt: Double?
+    }
+
+    private struct RegionPacer {
+        var pending = CircularBuffer<TokenKey>()
+        var inFlight = 0
+        var nextStart = 0.0
+    }
+
+    private var slots: [TokenKey: Slot] = [:]
+    private var agenda = RefreshQueue()
+    private var pacers: [String: RegionPacer] = [:]
+    private var sleeper: Task<Void, Never>?
+    private var sleepingUntil = Double.infinity
+
+    public init(store: TenantStore, issuer: any TokenIssuing, clock: any BrokerClock, policy: TokenPolicy, logger: Logger) {
+        self.store = store
+        self.issuer = issuer
+        self.clock = clock
+        self.policy = policy
+        self.logger = logger
+    }
+
+    // MARK: Start-up and reload
+
+    /// Loads every credential key and every unexpired persisted token; schedules refreshes, and
+    /// acquisition of missing tokens. Persisted tokens are served as they are: no upstream call.
+    public func start() async throws {
+        try await self.reload()
+    }
+
+    /// Brings the tracked keys in line with the store: new credentials are tracked and acquired,
+    /// removed ones stop being served at once.
+    public func reload() async throws {
+        let store = self.store
+        let now = self.clock.now()
+        let (keys, loaded) = try await NIOThreadPool.singleton.runIfActive {
+            (try store.credentialKeys(), try store.loadTokens(expiringAfter: Int64(now)))
+        }
+        let current = Set(keys)
+        for key in self.slots.keys where !current.contains(key) {
+            self.forget(key)
+        }
+        var added: [TokenKey] = []
+        for key in keys where self.slots[key] == nil {
+            self.slots[key] = Slot()
+            self.cache.track(key)
+            added.append(key)
+        }
+        let addedSet = Set(added)
+        for stored in loaded.tokens where addedSet.contains(stored.key) {
+            let token = LiveToken(value: stored.value, issuedAt: Double(stored.issuedAt), expiresAt: Double(stored.expiresAt))
+            self.adopt(token, for: stored.key, now: now)
+        }
+        for key in added where self.slots[key]?.token == nil {
+            self.schedule(key, at: now)
+        }
+        if !loaded.unreadable.isEmpty {
+            self.logger.warning("stored tokens could not be opened; fetching new ones", metadata: ["count": "\(loaded.unreadable.count)"])
+        }
+        self.logger.info(
+            "token engine loaded",
+            metadata: ["credentials": "\(keys.count)", "tokens_reused": "\(loaded.tokens.count)", "added": "\(added.count)"]
+        )
+    }
+
+    private func adopt(_ token: LiveToken, for key: TokenKey, now: Double) {
+        self.slots[key]?.token = token
+        self.cache.store(token, for: key)
+        let due = RefreshSchedule.refreshTime(for: token, key: key, policy: self.policy)
+        self.schedule(key, at: max(due, now))
+    }
+
+    private func forget(_ key: TokenKey) {
+        self.slots[key]?.fetch?.cancel()
+        self.slots[key] = nil
+        self.cache.forget(key)
+    }
+
+    // MARK: Serving
+
+    /// Resolves a request's tenant and optional region to a tracked key. A tenant or region not yet
+    /// tracked is looked up in the store, so credentials added while running are found.
+    public func resolve(tenant: String, region: String?) async throws(TokenError) -> TokenKey {
+        if let key = Self.pick(tenant: tenant, region: region, from: self.cache.regions(of: tenant)) {
+            return key
+        }
+        let store = self.store
+        let storedRegions: [String]
+        do {
+            storedRegions = try await NIOThreadPool.singleton.runIfActive {
+                try store.credentialKeys(ofTenant: tenant).map(\.region)
+            }
+        } catch {
+            throw .storage(String(describing: error))
+        }
+        for region in storedRegions where self.slots[TokenKey(tenant: tenant, region: region)] == nil {
+            let key = TokenKey(tenant: tenant, region: region)
+            self.slots[key] = Slot()
+            self.cache.track(key)
+        }
+        if let key = Self.pick(tenant: tenant, region: region, from: storedRegions) { return key }
+        if storedRegions.isEmpty { throw .unknownTenant(tenant) }
+        if let region { throw .unknownRegion(tenant: tenant, region: region) }
+        throw .regionRequired(tenant: tenant, regions: storedRegions.sorted())
+    }
+
+    /// The key for (tenant, region?) if `regions` settles it.
+    public nonisolated static func pick(tenant: String, region: String?, from regions: [String]) -> TokenKey? {
+        if let region {
+            return regions.contains(region) ? TokenKey(tenant: tenant, region: region) : nil
+        }
+        return regions.count == 1 ? TokenKey(tenant: tenant, region: regions[0]) : nil
+    }
+
+    /// The live token for `key`: the cached one while fresh, otherwise one fetch shared by every
+    /// concurrent caller. While the upstream fails, an unexpired token is still served.
+    public func token(for key: TokenKey) async throws(TokenError) -> LiveToken {
+        guard let slot = self.slots[key] else { throw .unknownRegion(tenant: key.tenant, region: key.region) }
+        let now = self.clock.now()
+        if let token = slot.token, token.isFresh(at: now) { return token }
+        if let fetch = slot.fetch { return try await self.finish(fetch, for: key, fallBack: true) }
+        if let blocked = slot.blockedUntil, blocked > now {
+            if let token = slot.token, token.isUnexpired(at: now) { return token }
+            throw slot.lastError ?? .upstream(.unavailable("backing off after upstream failures"))
+        }
+        return try await self.finish(self.startFetch(key, paced: false), for: key, fallBack: true)
+    }
+
+    /// Compare-and-refresh: fetches a new token only if `reported` is still the current one, once
+    /// however many callers report it; otherwise returns the current token.
+    public func invalidate(_ key: TokenKey, reported: String) async throws(TokenError) -> LiveToken {
+        guard let slot = self.slots[key] else { throw .unknownRegion(tenant: key.tenant, region: key.region) }
+        if let fetch = slot.fetch { return try await self.finish(fetch, for: key, fallBack: false) }
+        guard let current = slot.token, current.value == reported else { return try await self.token(for: key) }
+        if let blocked = slot.blockedUntil, blocked > self.clock.now() {
+            throw slot.lastError ?? .upstream(.unavailable("backing off after upstream failures"))
+        }
+        self.logger.info("token reported stale; refreshing", metadata: ["key": "\(key)"])
+        return try await self.finish(self.startFetch(key, paced: false), for: key, fallBack: false)
+    }
+
+    private func finish(_ fetch: Fetch, for key: TokenKey, fallBack: Bool) async throws(TokenError) -> LiveToken {
+        switch await fetch.value {
+        case .success(let token):
+            return token
+        case .failure(let error):
+            if fallBack, let token = self.slots[key]?.token, token.isUnexpired(at: self.clock.now()) { return token }
+            throw error
+        }
+    }
+
+    // MARK: Fetching
+
+    private func startFetch(_ key: TokenKey, paced: Bool) -> Fetch {
+        if let existing = self.slots[key]?.fetch { return existing }
+        let issuer = self.issuer
+        let fetch = Fetch {
+            let result: Result<LiveToken, TokenError>
+            do throws(TokenError) {
+                result = .success(try await issuer.issueToken(for: key))
+            } catch {
+                result = .failure(error)
+            }
+            self.complete(key, with: result, paced: paced)
+            return result
+        }
+        self.slots[key]?.fetch = fetch
+        return fetch
+    }
+
+    private func complete(_ key: TokenKey, with result: Result<LiveToken, TokenError>, paced: Bool) {
+        if paced {
+            self.pacers[key.region]?.inFlight -= 1
+            self.wake(before: 0)
+        }
+        guard var slot = self.slots[key] else { return }
+        slot.fetch = nil
+        let now = self.clock.now()
+        switch result {
+        case .success(let token):
+            slot.token = token
+            slot.failures = 0
+            slot.blockedUntil = nil
+            slot.lastError = nil
+            slot.lastRefreshAt = now
+            self.slots[key] = slot
+            self.cache.store(token, for: key)
+            self.schedule(key, at: RefreshSchedule.refreshTime(for: token, key: key, policy: self.policy))
+        case .failure(.unknownRegion), .failure(.unknownTenant):
+            self.logger.info("credential removed; no longer tracked", metadata: ["key": "\(key)"])
+            self.forget(key)
+        case .failure(let error):
+            slot.failures += 1
+            slot.lastError = error
+            let delay: Double
+            if case .upstream(let upstream) = error, !upstream.isRecoverable {
+                delay = self.policy.rejectionHold
+            } else {
+                delay = RefreshSchedule.backoff(afterFailures: slot.failures, policy: self.policy)
+            }
+            slot.blockedUntil = now + delay
+            self.slots[key] = slot
+            self.schedule(key, at: now + delay)
+            self.logger.warning(
+                "token fetch failed",
+                metadata: [
+                    "key": "\(key)", "error": "\(error)", "failures": "\(slot.failures)",
+                    "retry_in_s": "\(Int(delay.rounded(.up)))",
+                ]
+            )
+        }
+    }
+
+    // MARK: Background refresher
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            await self.refreshLoop()
+        }
+    }
+
+    private func refreshLoop() async {
+        while !Task.isCancelled {
+            let now = self.clock.now()
+            self.queueDueKeys(now: now)
+            self.startPacedFetches(now: now)
+            await self.sleep(until: self.nextWakeTime(now: now))
+        }
+    }
+
+    private func schedule(_ key: TokenKey, at due: Double) {
+        guard self.slots[key] != nil else { return }
+        self.slots[key]?.refreshAt = due
+        self.agenda.insert(key, due: due)
+        self.wake(before: due)
+    }
+
+    /// Moves keys whose refresh time has come into their region's queue.
+    private func queueDueKeys(now: Double) {
+        while let entry = self.agenda.popDue(at: now) {
+            guard var slot = self.slots[entry.key], slot.refreshAt == entry.due else { continue }
+            slot.refreshAt = nil
+            if slot.fetch == nil, !slot.queued {
+                slot.queued = true
+                self.pacers[entry.key.region, default: RegionPacer()].pending.append(entry.key)
+            }
+            self.slots[entry.key] = slot
+        }
+    }
+
+    /// Starts queued fetches while each region's rate and concurrency allow.
+    private func startPacedFetches(now: Double) {
+        for region in Array(self.pacers.keys) {
+            while let key = self.nextPacedKey(in: region, now: now) {
+                _ = self.startFetch(key, paced: true)
+            }
+        }
+    }
+
+    private func nextPacedKey(in region: String, now: Double) -> TokenKey? {
+        guard var pacer = self.pacers[region] else { return nil }
+        defer { self.pacers[region] = pacer }
+        while pacer.inFlight < self.policy.backgroundConcurrencyPerRegion, pacer.nextStart <= now,
+            let key = pacer.pending.popFirst()
+        {
+            guard var slot = self.slots[key] else { continue }
+            slot.queued = false
+            self.slots[key] = slot
+            // Rescheduled meanwhile (an on-demand fetch succeeded or failed): nothing to do now.
+            guard slot.refreshAt == nil, slot.fetch == nil else { continue }
+            pacer.inFlight += 1
+            pacer.nextStart = max(pacer.nextStart, now) + 1 / self.policy.backgroundRatePerRegion
+            return key
+        }
+        return nil
+    }
+
+    private func nextWakeTime(now: Double) -> Double {
+        var next = self.agenda.nextDue ?? now + 3600
+        for pacer in self.pacers.values where !pacer.pending.isEmpty
+            && pacer.inFlight < self.policy.backgroundConcurrencyPerRegion
+        {
+            next = min(next, pacer.nextStart)
+        }
+        return next
+    }
+
+    private func sleep(until time: Double) async {
+        let delay = time - self.clock.now()
+        guard delay > 0 else { return }
+        let clock = self.clock
+        let sleeper = Task { _ = try? await clock.sleep(seconds: delay) }
+        self.sleeper = sleeper
+        self.sleepingUntil = time
+        await withTaskCancellationHandler {
+            await sleeper.value
+        } onCancel: {
+            sleeper.cancel()
+        }
+        self.sleeper = nil
+        self.sleepingUntil = .infinity
+    }
+
+    /// Cuts the refresher's sleep short when something became due before it would wake.
+    private func wake(before time: Double) {
+        if time < self.sleepingUntil { self.sleeper?.cancel() }
+    }
+
+    // MARK: Introspection
+
+    public func statuses() -> [TokenStatus] {
+        let now = self.clock.now()
+        return self.slots.map { key, slot in
+            let state: TokenState
+            switch slot.token {
+            case .none: state = .missing
+            case .some(let token) where token.isFresh(at: now): state = .valid
+            case .some(let token) where token.isUnexpired(at: now): state = .stale
+            case .some: state = .expired
+            }
+            return TokenStatus(
+                key: key,
+                state: state,
+                expiresAt: slot.token?.expiresAt,
+                nextRefreshAt: slot.refreshAt ?? (slot.queued || slot.fetch != nil ? now : nil),
+                lastRefreshAt: slot.lastRefreshAt,
+                consecutiveFailures: slot.failures,
+                lastError: slot.lastError.map { "\($0)" }
+            )
+        }.sorted { $0.key < $1.key }
+    }
+
+    public func validTokenCount() -> Int {
+        let now = self.clock.now()
+        return self.slots.values.reduce(0) { $0 + ($1.token?.isFresh(at: now) == true ? 1 : 0) }
+    }
+}

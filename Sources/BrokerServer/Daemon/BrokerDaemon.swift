@@ -1,0 +1,91 @@
+import BrokerCore
+import Logging
+import ServiceLifecycle
+
+/// The whole daemon, wired: store, token engine, Sobot client, modules, dispatcher and socket server,
+/// run as one `ServiceGroup` that shuts down gracefully on SIGTERM/SIGINT or `triggerShutdown()`.
+public final class BrokerDaemon: Sendable {
+    public struct Configuration: Sendable {
+        public var paths: BrokerPaths
+        public var regions: RegionDirectory
+        public var policy = TokenPolicy()
+        public var timeouts = SobotClient.Timeouts()
+        public var modules: [any EndpointModule] = []
+        public var enabledModules: Set<String>?
+        public var drainTimeout: Double = 10
+
+        public init(paths: BrokerPaths, regions: RegionDirectory) {
+            self.paths = paths
+            self.regions = regions
+        }
+    }
+
+    private let group: ServiceGroup
+    private let client: SobotClient
+    private let lock: ServeLock
+    public let tokens: TokenManager
+
+    /// Takes the serve lock, opens the home (refusing an insecure key file), loads every persisted
+    /// token, and builds the services. Nothing listens until `run()`.
+    public init(configuration: Configuration, logger: Logger) async throws {
+        let home = BrokerHome(paths: configuration.paths)
+        guard FileIO.exists(configuration.paths.home) else { throw HomeError.notInitialized(configuration.paths.home) }
+        self.lock = try ServeLock.acquire(at: configuration.paths.serveLock)
+        let store = try home.openStore()
+        let registry = try ModuleRegistry(configuration.modules, enabled: configuration.enabledModules)
+        let client = SobotClient(regions: configuration.regions, timeouts: configuration.timeouts, logger: logger)
+        let clock = SystemClock()
+        let tokens = TokenManager(
+            store: store,
+            issuer: SobotTokenIssuer(store: store, client: client, clock: clock, logger: logger),
+            clock: clock,
+            policy: configuration.policy,
+            logger: logger
+        )
+        do {
+            try await tokens.start()
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        let upstream = BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger)
+        let dispatcher = RPCDispatcher(
+            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry).handlers,
+            registry: registry,
+            moduleContext: ModuleContext(upstream: upstream, logger: logger, clock: clock),
+            logger: logger
+        )
+        var serverConfiguration = UnixSocketServer.Configuration(socketPath: configuration.paths.socket)
+        serverConfiguration.drainTimeout = configuration.drainTimeout
+        let server = UnixSocketServer(configuration: serverConfiguration, dispatcher: dispatcher, logger: logger)
+        // Services stop in reverse order: the server drains first, then the refresher stops.
+        self.group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: tokens, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+                    .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        self.client = client
+        self.tokens = tokens
+    }
+
+    /// Serves until shut down; then releases the HTTP client. The socket is removed by the server.
+    public func run() async throws {
+        do {
+            try await self.group.run()
+        } catch {
+            try? await self.client.shutdown()
+            throw error
+        }
+        try await self.client.shutdown()
+        withExtendedLifetime(self.lock) {}
+    }
+
+    public func triggerShutdown() async {
+        await self.group.triggerGracefulShutdown()
+    }
+}

@@ -1,0 +1,112 @@
+import BrokerCore
+import Logging
+
+/// Who is calling, as the connection knows it: handed to every method.
+public struct CallContext: Sendable {
+    public var peer: PeerCredentials
+
+    public init(peer: PeerCredentials) {
+        self.peer = peer
+    }
+}
+
+/// Turns one inbound line into at most one reply line: parsing, validation, batches, notifications,
+/// and routing to the broker's own methods or an endpoint module.
+public final class RPCDispatcher: Sendable {
+    public typealias Handler = @Sendable (_ params: JSONValue?, _ context: CallContext) async throws(RPCError) -> JSONValue
+
+    /// Batches larger than this are refused as a whole.
+    public static let maximumBatchSize = 1000
+
+    private let handlers: [String: Handler]
+    private let registry: ModuleRegistry
+    private let moduleContext: ModuleContext
+    private let logger: Logger
+
+    public init(handlers: [String: Handler], registry: ModuleRegistry, moduleContext: ModuleContext, logger: Logger) {
+        self.handlers = handlers
+        self.registry = registry
+        self.moduleContext = moduleContext
+        self.logger = logger
+    }
+
+    /// The reply line (with its `\n`) for one request line, or nil when nothing is owed
+    /// (notifications, batches of notifications, blank lines).
+    public func reply(toLine line: [UInt8], context: CallContext) async -> [UInt8]? {
+        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
+        let document: JSONValue
+        do {
+            document = try JSONParser.parse(line)
+        } catch {
+            return RPCResponse.line(RPCResponse.failure(id: .null, error: .parseError(error.description)))
+        }
+        switch document {
+        case .array(let batch):
+            guard !batch.isEmpty else {
+                return RPCResponse.line(RPCResponse.failure(id: .null, error: .invalidRequest("empty batch")))
+            }
+            guard batch.count <= Self.maximumBatchSize else {
+                return RPCResponse.line(
+                    RPCResponse.failure(id: .null, error: .invalidRequest("batch larger than \(Self.maximumBatchSize)"))
+                )
+            }
+            let replies = await withTaskGroup(of: JSONValue?.self) { group in
+                for element in batch {
+                    group.addTask { await self.reply(to: element, context: context) }
+                }
+                var replies: [JSONValue] = []
+                for await reply in group {
+                    if let reply { replies.append(reply) }
+                }
+                return replies
+            }
+            return replies.isEmpty ? nil : RPCResponse.line(.array(replies))
+        default:
+            return await self.reply(to: document, context: context).map(RPCResponse.line)
+        }
+    }
+
+    /// The reply object for one request, or nil for a notification.
+    func reply(to value: JSONValue, context: CallContext) async -> JSONValue? {
+        let request: RPCRequest
+        switch RPCRequest.validate(value) {
+        case .success(let valid): request = valid
+        case .failure(let failure): return RPCResponse.failure(id: failure.id, error: failure.error)
+        }
+        let outcome: Result<JSONValue, RPCError>
+        do throws(RPCError) {
+            outcome = .success(try await self.call(request, context: context))
+        } catch {
+            outcome = .failure(error)
+        }
+        guard let id = request.id else { return nil }
+        switch outcome {
+        case .success(let result): return RPCResponse.success(id: id, result: result)
+        case .failure(let error): return RPCResponse.failure(id: id, error: error)
+        }
+    }
+
+    private func call(_ request: RPCRequest, context: CallContext) async throws(RPCError) -> JSONValue {
+        if let handler = self.handlers[request.method] {
+            return try await handler(request.params, context)
+        }
+        if let method = self.registry.method(named: request.method) {
+            do throws(ModuleError) {
+                return try await method.handler(request.params, self.moduleContext)
+            } catch {
+                if case .internalError(let detail) = error {
+                    self.logger.error("module method failed", metadata: ["method": "\(request.method)", "error": "\(detail)"])
+                }
+                throw RPCError(error)
+            }
+        }
+        if let module = self.registry.module(owning: request.method), module.status == .placeholder {
+            let available = module.methods.map(\.name).joined(separator: ", ")
+            throw RPCError(
+                code: RPCError.methodNotFoundCode,
+                message: "method not found: \(request.method) (module \(module.name) is a placeholder; available: \(available))"
+            )
+        }
+        throw .methodNotFound(request.method)
+    }
+}

@@ -1,0 +1,157 @@
+import BrokerCore
+import NIOPosix
+
+/// The broker's own JSON-RPC methods: health, tokens, tenants, modules.
+public struct BrokerMethods: Sendable {
+    let tokens: TokenManager
+    let store: TenantStore
+    let registry: ModuleRegistry
+    let startedAt: ContinuousClock.Instant
+
+    public init(tokens: TokenManager, store: TenantStore, registry: ModuleRegistry) {
+        self.tokens = tokens
+        self.store = store
+        self.registry = registry
+        self.startedAt = .now
+    }
+
+    public var handlers: [String: RPCDispatcher.Handler] {
+        [
+            "broker.health": { params, _ throws(RPCError) in try await self.health(params) },
+            "broker.status": { params, _ throws(RPCError) in try await self.status(params) },
+            "token.get": { params, _ throws(RPCError) in try await self.tokenGet(params) },
+            "token.invalidate": { params, _ throws(RPCError) in try await self.tokenInvalidate(params) },
+            "tenant.list": { params, _ throws(RPCError) in try await self.tenantList(params) },
+            "module.list": { params, _ throws(RPCError) in
+                _ = try Self.reader(params, allowed: [])
+                return self.registry.listing
+            },
+        ]
+    }
+
+    static func reader(_ params: JSONValue?, allowed: Set<String>) throws(RPCError) -> ParamReader {
+        do throws(ModuleError) {
+            return try ParamReader(params, allowed: allowed)
+        } catch {
+            throw RPCError(error)
+        }
+    }
+
+    private static func tenantAndRegion(_ reader: ParamReader) throws(RPCError) -> (tenant: String, region: String?) {
+        do throws(ModuleError) {
+            return (try reader.string("tenant"), try reader.optionalString("region"))
+        } catch {
+            throw RPCError(error)
+        }
+    }
+
+    private var uptime: Int64 { (ContinuousClock.now - self.startedAt).components.seconds }
+
+    func health(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+        _ = try Self.reader(params, allowed: [])
+        return [
+            "status": "ok",
+            "version": .string(BrokerVersion.current),
+            "uptime_s": .integer(self.uptime),
+            "tenants": .integer(Int64(self.tokens.cache.tenantCount)),
+            "tokens_valid": .integer(Int64(await self.tokens.validTokenCount())),
+        ]
+    }
+
+    /// `token.get`: served from the cache without touching the actor while the token is fresh.
+    func tokenGet(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+        let request = try Self.tenantAndRegion(try Self.reader(params, allowed: ["tenant", "region"]))
+        let cache = self.tokens.cache
+        let now = self.tokens.clock.now()
+        if let key = TokenManager.pick(tenant: request.tenant, region: request.region, from: cache.regions(of: request.tenant)),
+            let token = cache.freshToken(for: key, now: now)
+        {
+            return Self.tokenResult(key: key, token: token, now: now)
+        }
+        do throws(TokenError) {
+            let key = try await self.tokens.resolve(tenant: request.tenant, region: request.region)
+            let token = try await self.tokens.token(for: key)
+            return Self.tokenResult(key: key, token: token, now: self.tokens.clock.now())
+        } catch {
+            throw RPCError(error)
+        }
+    }
+
+    func tokenInvalidate(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+        let reader = try Self.reader(params, allowed: ["tenant", "region", "token"])
+        let request = try Self.tenantAndRegion(reader)
+        let reported: String
+        do throws(ModuleError) {
+            reported = try reader.string("token")
+        } catch {
+            throw RPCError(error)
+        }
+        do throws(TokenError) {
+            let key = try await self.tokens.resolve(tenant: request.tenant, region: request.region)
+            let token = try await self.tokens.invalidate(key, reported: reported)
+            return Self.tokenResult(key: key, token: token, now: self.tokens.clock.now())
+        } catch {
+            throw RPCError(error)
+        }
+    }
+
+    static func tokenResult(key: TokenKey, token: LiveToken, now: Double) -> JSONValue {
+        [
+            "tenant": .string(key.tenant),
+            "region": .string(key.region),
+            "token": .string(token.value),
+            "expires_at": .integer(Int64(token.expiresAt)),
+            "expires_in": .integer(max(0, Int64(token.expiresAt - now))),
+        ]
+    }
+
+    func tenantList(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+        _ = try Self.reader(params, allowed: [])
+        let store = self.store
+        let summaries: [TenantSummary]
+        do {
+            summaries = try await NIOThreadPool.singleton.runIfActive { try store.summaries() }
+        } catch {
+            throw .internalError("cannot read tenants: \(error)")
+        }
+        var states: [TokenKey: TokenStatus] = [:]
+        for status in await self.tokens.statuses() { states[status.key] = status }
+        let tenants: [JSONValue] = summaries.map { tenant in
+            var object: [String: JSONValue] = ["id": .string(tenant.id), "name": tenant.name.map(JSONValue.string) ?? .null]
+            object["regions"] = .array(
+                tenant.regions.map { region in
+                    let status = states[TokenKey(tenant: tenant.id, region: region.region)]
+                    var entry: [String: JSONValue] = [
+                        "region": .string(region.region),
+                        "appid": .string(region.appid),
+                        "token_state": .string(status?.state.rawValue ?? TokenState.missing.rawValue),
+                    ]
+                    if let expiresAt = status?.expiresAt { entry["expires_at"] = .integer(Int64(expiresAt)) }
+                    return .object(entry)
+                }
+            )
+            return .object(object)
+        }
+        return ["tenants": .array(tenants)]
+    }
+
+    /// `broker.status`: the engine's view of every key, for the `status` command.
+    func status(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+        _ = try Self.reader(params, allowed: [])
+        let now = self.tokens.clock.now()
+        let entries: [JSONValue] = await self.tokens.statuses().map { status in
+            var entry: [String: JSONValue] = [
+                "tenant": .string(status.key.tenant),
+                "region": .string(status.key.region),
+                "state": .string(status.state.rawValue),
+                "failures": .integer(Int64(status.consecutiveFailures)),
+            ]
+            if let expiresAt = status.expiresAt { entry["expires_at"] = .integer(Int64(expiresAt)) }
+            if let next = status.nextRefreshAt { entry["next_refresh_at"] = .integer(Int64(next.rounded(.up))) }
+            if let last = status.lastRefreshAt { entry["last_refresh_at"] = .integer(Int64(last)) }
+            if let error = status.lastError { entry["last_error"] = .string(error) }
+            return .object(entry)
+        }
+        return ["now": .integer(Int64(now)), "uptime_s": .integer(self.uptime), "tokens": .array(entries)]
+    }
+}

@@ -1,0 +1,38 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+
+/// Who is on the other end of a connection, from the kernel (`SO_PEERCRED`), never from the client.
+public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+
+    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+    }
+
+    public var description: String { "pid=\(self.pid) uid=\(self.uid) gid=\(self.gid)" }
+
+    /// Layout of Linux's `struct ucred`, which Glibc's module only exposes under `_GNU_SOURCE`.
+    struct RawCredentials: Sendable {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
+    }
+
+    /// Reads the peer credentials of an accepted Unix-socket channel.
+    static func read(from channel: Channel) -> EventLoopFuture<PeerCredentials> {
+        guard let provider = channel as? SocketOptionProvider else {
+            return channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
+        }
+        let future: EventLoopFuture<RawCredentials> = provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET),
+            name: SocketOptionName(SO_PEERCRED)
+        )
+        return future.map { PeerCredentials(pid: $0.pid, uid: $0.uid, gid: $0.gid) }
+    }
+}

@@ -1,0 +1,153 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BrokerCore
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// The JSON-RPC endpoint: a Unix socket, one JSON message per `\n`-terminated line each way.
+///
+/// The socket appears at its path already at mode 0600: it is bound inside a private (0700) staging
+/// directory, chmodded, then renamed into place. On graceful shutdown it stops accepting, lets each
+/// connection finish the requests it already sent (bounded by `drainTimeout`), closes them, and
+/// removes the socket file.
+public final class UnixSocketServer: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var socketPath: String
+        public var maximumLineLength = 1 << 20
+        public var drainTimeout: Double = 10
+        public var socketMode: mode_t = 0o600
+
+        public init(socketPath: String) {
+            self.socketPath = socketPath
+        }
+    }
+
+    struct Connection: Sendable {
+        var peer: PeerCredentials
+        var channel: NIOAsyncChannel<InboundLine, ByteBuffer>
+    }
+
+    private struct OpenConnections {
+        var channels: [ObjectIdentifier: any Channel] = [:]
+        var draining = false
+    }
+
+    public let configuration: Configuration
+    private let dispatcher: RPCDispatcher
+    private let logger: Logger
+    private let open = Mutex(OpenConnections())
+
+    public init(configuration: Configuration, dispatcher: RPCDispatcher, logger: Logger) {
+        self.configuration = configuration
+        self.dispatcher = dispatcher
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let server = try await self.bind()
+        let path = self.configuration.socketPath
+        self.logger.info("listening", metadata: ["socket": "\(path)"])
+        defer { unlink(path) }
+        try await withGracefulShutdownHandler {
+            try await server.executeThenClose { connections in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await connection in connections {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            self.drain(server: server.channel)
+        }
+        self.logger.info("stopped serving", metadata: ["socket": "\(path)"])
+    }
+
+    private func bind() async throws -> NIOAsyncChannel<Connection, Never> {
+        let path = self.configuration.socketPath
+        let staging = FileIO.directoryName(of: path) + "/.sobot-broker-\(getpid())"
+        rmdir(staging)
+        guard mkdir(staging, 0o700) == 0 else { throw SystemCallError("mkdir \(staging)") }
+        defer { rmdir(staging) }
+        let stagedSocket = staging + "/s"
+        let maximumLineLength = self.configuration.maximumLineLength
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 512)
+            .bind(unixDomainSocketPath: stagedSocket) { channel in
+                PeerCredentials.read(from: channel).flatMapThrowing { peer in
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(BoundedLineDecoder(maximumLength: maximumLineLength))
+                    )
+                    return Connection(
+                        peer: peer,
+                        channel: try NIOAsyncChannel<InboundLine, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    )
+                }
+            }
+        guard chmod(stagedSocket, self.configuration.socketMode) == 0 else {
+            let failure = SystemCallError("chmod \(stagedSocket)")
+            try? await server.channel.close()
+            throw failure
+        }
+        guard rename(stagedSocket, path) == 0 else {
+            let failure = SystemCallError("rename socket into \(path)")
+            try? await server.channel.close()
+            unlink(stagedSocket)
+            throw failure
+        }
+        return server
+    }
+
+    private func serve(_ connection: Connection) async {
+        let channel = connection.channel.channel
+        let id = ObjectIdentifier(channel)
+        let draining = self.open.withLock { open in
+            open.channels[id] = channel
+            return open.draining
+        }
+        if draining { channel.close(mode: .input, promise: nil) }
+        defer { _ = self.open.withLock { $0.channels.removeValue(forKey: id) } }
+        let context = CallContext(peer: connection.peer)
+        self.logger.debug("connection opened", metadata: ["peer": "\(connection.peer)"])
+        do {
+            try await connection.channel.executeThenClose { inbound, outbound in
+                for try await frame in inbound {
+                    switch frame {
+                    case .line(let line):
+                        if let reply = await self.dispatcher.reply(toLine: Array(line.readableBytesView), context: context) {
+                            try await outbound.write(ByteBuffer(bytes: reply))
+                        }
+                    case .tooLong:
+                        let error = RPCError.invalidRequest("line longer than \(self.configuration.maximumLineLength) bytes; closing")
+                        try await outbound.write(ByteBuffer(bytes: RPCResponse.line(RPCResponse.failure(id: .null, error: error))))
+                        self.logger.info("closed a connection that sent an over-long line", metadata: ["peer": "\(connection.peer)"])
+                        return
+                    }
+                }
+            }
+        } catch {
+            self.logger.debug("connection ended with an error", metadata: ["peer": "\(connection.peer)", "error": "\(error)"])
+        }
+        self.logger.debug("connection closed", metadata: ["peer": "\(connection.peer)"])
+    }
+
+    /// Stops accepting and half-closes every connection's input: each finishes what it already
+    /// received, replies, and closes. Whatever is still open after `drainTimeout` is closed.
+    private func drain(server: any Channel) {
+        self.logger.info("draining connections")
+        server.close(promise: nil)
+        let channels = self.open.withLock { open in
+            open.draining = true
+            return Array(open.channels.values)
+        }
+        for channel in channels { channel.close(mode: .input, promise: nil) }
+        let timeout = self.configuration.drainTimeout
+        Task {
+            try? await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
+            for channel in self.open.withLock({ Array($0.channels.values) }) { channel.close(promise: nil) }
+        }
+    }
+}

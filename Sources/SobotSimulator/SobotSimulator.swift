@@ -1,0 +1,249 @@
+import BrokerCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A built-in stand-in for Sobot's open API, served over real HTTP on 127.0.0.1.
+///
+/// It verifies `get_token` signatures, issues a fresh token per call and revokes the appid's previous
+/// one (the worst case Sobot's documentation warns of), answers `900002` for stale tokens, serves the
+/// two marketing endpoints with paging, and can be told to fail (`SimulatorFault`).
+public final class SobotSimulator: Sendable {
+    private let state: Mutex<SimulatorState>
+    private let server = Mutex<(channel: Channel?, task: Task<Void, Never>?)>((nil, nil))
+    private let logger: Logger
+
+    public init(tokenTTL: Double = 7200, logger: Logger = Logger(label: "sobot-simulator")) {
+        self.state = Mutex(SimulatorState(tokenTTL: tokenTTL))
+        self.logger = logger
+    }
+
+    // MARK: Configuration and observation
+
+    public func register(appid: String, appKey: String) {
+        self.state.withLock { $0.appKeys[appid] = appKey }
+    }
+
+    public var tokenTTL: Double {
+        get { self.state.withLock { $0.tokenTTL } }
+        set { self.state.withLock { $0.tokenTTL = newValue } }
+    }
+
+    public var fault: SimulatorFault {
+        get { self.state.withLock { $0.fault } }
+        set { self.state.withLock { $0.fault = newValue } }
+    }
+
+    /// Times (Unix seconds) of every `get_token` request that reached the simulator, optionally for one appid.
+    public func tokenRequestTimes(appid: String? = nil) -> [Double] {
+        self.state.withLock { state in
+            state.tokenRequests.filter { appid == nil || $0.appid == appid }.map(\.at)
+        }
+    }
+
+    public var tokenRequestCount: Int { self.state.withLock { $0.tokenRequests.count } }
+
+    public var businessRequestCount: Int { self.state.withLock { $0.businessRequests } }
+
+    /// Some other party calls `get_token` for `appid`: the broker's token stops working.
+    public func issueTokenElsewhere(appid: String) {
+        self.state.withLock { _ = $0.issueToken(appid: appid, now: Self.now()) }
+    }
+
+    /// Whether `token` is the current, unexpired token of some appid.
+    public func isCurrent(token: String) -> Bool {
+        self.state.withLock { $0.appid(forToken: token, now: Self.now()) != nil }
+    }
+
+    // MARK: Lifecycle
+
+    /// Binds 127.0.0.1:`port` (0 picks a free port) and serves until `stop()`. Returns the port.
+    public func start(port: Int = 0) async throws -> Int {
+        let channel = try await ServerBootstrap(group: NIOSingletons.posixEventLoopGroup)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
+                        wrappingChannelSynchronously: channel
+                    )
+                }
+            }
+        let task = Task {
+            _ = try? await channel.executeThenClose { connections in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await connection in connections {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+            }
+        }
+        self.server.withLock { $0 = (channel.channel, task) }
+        return channel.channel.localAddress?.port ?? port
+    }
+
+    /// Stops listening and drops every connection, including hung ones.
+    public func stop() async {
+        let (channel, task) = self.server.withLock { server in
+            defer { server = (nil, nil) }
+            return server
+        }
+        try? await channel?.close()
+        task?.cancel()
+        await task?.value
+    }
+
+    // MARK: HTTP
+
+    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        try? await connection.executeThenClose { inbound, outbound in
+            var head: HTTPRequestHead?
+            var body = ByteBuffer()
+            for try await part in inbound {
+                switch part {
+                case .head(let requestHead):
+                    head = requestHead
+                    body.clear()
+                case .body(var chunk):
+                    body.writeBuffer(&chunk)
+                case .end:
+                    guard let requestHead = head else { continue }
+                    let reply = try await self.reply(to: requestHead, body: body)
+                    var headers = HTTPHeaders()
+                    headers.add(name: "content-type", value: reply.contentType)
+                    headers.add(name: "content-length", value: String(reply.body.count))
+                    try await outbound.write(.head(HTTPResponseHead(version: requestHead.version, status: reply.status, headers: headers)))
+                    try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: reply.body))))
+                    try await outbound.write(.end(nil))
+                }
+            }
+        }
+    }
+
+    struct Reply {
+        var status: HTTPResponseStatus = .ok
+        var contentType = "application/json"
+        var body: [UInt8]
+
+        static func json(_ value: JSONValue) -> Reply { Reply(body: JSONWriter.bytes(value)) }
+
+        static func error(_ code: String, _ message: String) -> Reply {
+            .json(["ret_code": .string(code), "ret_msg": .string(message)])
+        }
+    }
+
+    private func reply(to head: HTTPRequestHead, body: ByteBuffer) async throws -> Reply {
+        let (path, query) = Self.split(head.uri)
+        if path == "/_simulator/fault" { return self.setFault(query) }
+        switch self.fault {
+        case .none: break
+        case .latency(let milliseconds): try await Task.sleep(for: .milliseconds(milliseconds))
+        case .hang:
+            try await Task.sleep(for: .seconds(86_400))
+        case .httpStatus(let code):
+            return Reply(status: HTTPResponseStatus(statusCode: Int(code)), contentType: "text/plain", body: Array("simulated failure".utf8))
+        case .garbage:
+            return Reply(contentType: "text/html", body: Array("<html>gateway says hello</html>".utf8))
+        case .returnCode(let code):
+            return .error(code, SobotReturnCode.meaning(of: code))
+        }
+        switch (head.method, path) {
+        case (.GET, "/api/get_token"):
+            return self.getToken(query)
+        case (.POST, "/marketing-open/api/5/marketing_subject_catalog/query_page"):
+            return self.business(head, body) { filter, pageNo, pageSize in
+                MarketingDataSet.catalogPage(filter: filter, pageNo: pageNo, pageSize: pageSize)
+            }
+        case (.POST, "/marketing-open/api/5/marketing_subject/query_page"):
+            return self.business(head, body) { filter, pageNo, pageSize in
+                MarketingDataSet.subjectPage(filter: filter, pageNo: pageNo, pageSize: pageSize)
+            }
+        default:
+            return Reply(status: .notFound, contentType: "text/plain", body: Array("no such endpoint".utf8))
+        }
+    }
+
+    private func getToken(_ query: [String: String]) -> Reply {
+        let now = Self.now()
+        let appid = query["appid"] ?? ""
+        return self.state.withLock { state in
+            state.tokenRequests.append((appid, now))
+            guard let appKey = state.appKeys[appid] else { return .error("900004", "no API configuration for the company") }
+            guard let createTime = query["create_time"].flatMap(Int64.init),
+                query["sign"] == SobotSignature.sign(appid: appid, createTime: createTime, appKey: appKey)
+            else { return .error("900003", "signature error") }
+            let token = state.issueToken(appid: appid, now: now)
+            return .json([
+                "item": ["token": .string(token), "expires_in": .string(String(Int64(state.tokenTTL)))],
+                "ret_code": "000000",
+                "ret_msg": "Success",
+            ])
+        }
+    }
+
+    private func business(
+        _ head: HTTPRequestHead,
+        _ body: ByteBuffer,
+        page: ([String: JSONValue], Int, Int) -> JSONValue
+    ) -> Reply {
+        let token = head.headers.first(name: "token") ?? ""
+        let valid = self.state.withLock { state in
+            state.businessRequests += 1
+            return state.appid(forToken: token, now: Self.now()) != nil
+        }
+        guard !token.isEmpty else { return .error("900001", "token empty") }
+        guard valid else { return .error("900002", "token expired, get a new one") }
+        let request: [String: JSONValue]
+        if body.readableBytes == 0 {
+            request = [:]
+        } else {
+            guard let parsed = try? JSONParser.parse(Array(buffer: body)), case .object(let members) = parsed else {
+                return .error("999994", "parameter exception")
+            }
+            request = members
+        }
+        let pageNo = request["page_no"]?.integerValue ?? 1
+        let pageSize = request["page_size"]?.integerValue ?? 15
+        guard (1...100).contains(pageSize), pageNo >= 1 else { return .error("999994", "parameter exception") }
+        return .json(page(request, Int(pageNo), Int(pageSize)))
+    }
+
+    private func setFault(_ query: [String: String]) -> Reply {
+        guard let fault = query["fault"].flatMap(SimulatorFault.init(name:)) else {
+            return .error("999994", "fault must be none, http<status>, hang, garbage, ret:<code> or latency:<ms>")
+        }
+        self.fault = fault
+        return .json(["ret_code": "000000", "ret_msg": .string("fault set")])
+    }
+
+    static func split(_ uri: String) -> (path: String, query: [String: String]) {
+        let parts = uri.split(separator: "?", maxSplits: 1)
+        var query: [String: String] = [:]
+        if parts.count == 2 {
+            for pair in parts[1].split(separator: "&") {
+                let field = pair.split(separator: "=", maxSplits: 1)
+                query[Self.unescape(field[0])] = field.count == 2 ? Self.unescape(field[1]) : ""
+            }
+        }
+        return (parts.first.map(String.init) ?? "/", query)
+    }
+
+    private static func unescape(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+                let decoded = Hex.decode(String(decoding: [high, low], as: UTF8.self))
+            {
+                bytes.append(contentsOf: decoded)
+            } else {
+                bytes.append(byte == UInt8(ascii: "+") ? 0x20 : byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func now() -> Double { SystemClock().now() }
+}

@@ -1,0 +1,10 @@
+import BrokerCore
+import CRM
+
+/// The endpoint modules compiled into the broker. Adding a module: one target under Plugins/,
+/// one line here.
+enum BuiltinModules {
+    static let all: [any EndpointModule] = [
+        CRMModule()
+    ]
+}

@@ -1,0 +1,59 @@
+import BrokerCore
+
+/// Plain-text tables for terminal output.
+enum Table {
+    static func render(_ rows: [[String]]) -> String {
+        guard let header = rows.first else { return "" }
+        var widths = header.map(\.count)
+        for row in rows {
+            for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
+        }
+        return rows.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}
+
+/// Durations like `23h59m`, `4m10s`, `12s`.
+enum DurationText {
+    static func short(_ seconds: Double) -> String {
+        let total = Int(seconds.rounded(.down))
+        if total < 0 { return "-" + Self.short(-seconds) }
+        let hours = total / 3600
+        let minutes = total % 3600 / 60
+        let rest = total % 60
+        if hours > 0 { return "\(hours)h\(String(format2: minutes))m" }
+        if minutes > 0 { return "\(minutes)m\(String(format2: rest))s" }
+        return "\(rest)s"
+    }
+}
+
+extension String {
+    fileprivate init(format2 value: Int) {
+        self = value < 10 ? "0\(value)" : "\(value)"
+    }
+}
+
+enum Clock {
+    static var unixNow: Int64 { Int64(SystemClock().now()) }
+}
+
+/// A token shown to a person in demo output: enough to recognise it, not enough to use it.
+enum SecretMask {
+    static func mask(_ secret: String) -> String {
+        "\(secret.prefix(4))… (\(secret.count) chars)"
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum StandardOutput {
+    /// Pushes buffered output now: `print` is block-buffered when stdout is a pipe.
+    static func flush() {
+        fflush(nil)
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import BrokerCore
+import Foundation
+
+/// `--home`, `--master-key-file` and `--socket`, shared by every command.
+struct HomeOptions: ParsableArguments {
+    @Option(help: "State directory (default: $SOBOT_BROKER_HOME, else $XDG_STATE_HOME/sobot-broker, else ~/.local/state/sobot-broker).")
+    var home: String?
+
+    @Option(help: "Master key file (default: $SOBOT_BROKER_MASTER_KEY_FILE, else <home>/master.key).")
+    var masterKeyFile: String?
+
+    @Option(help: "Daemon socket (default: $SOBOT_BROKER_SOCKET, else <home>/broker.sock).")
+    var socket: String?
+
+    var paths: BrokerPaths {
+        BrokerPaths.resolve(home: self.home, masterKey: self.masterKeyFile, socket: self.socket, environment: Environment.variables)
+    }
+
+    var brokerHome: BrokerHome { BrokerHome(paths: self.paths) }
+}
+
+enum Environment {
+    static var variables: [String: String] { ProcessInfo.processInfo.environment }
+
+    static func regions() throws -> RegionDirectory {
+        try RegionDirectory.fromEnvironment(Self.variables)
+    }
+}

@@ -1,0 +1,31 @@
+import BrokerCore
+
+/// A tenants file read for offline use (`simulate`, `demo`): an `app_key_env` whose variable is unset
+/// gets a stand-in key, and every region named in the file is accepted.
+enum OfflineTenants {
+    static func load(_ path: String, environment: [String: String]) throws -> (definitions: [TenantDefinition], regions: [String]) {
+        let bytes: [UInt8]
+        do {
+            bytes = try FileIO.readBytes(path, limit: TenantImportFile.maximumSize)
+        } catch {
+            throw CLIError("\(path): cannot read the tenants file (\(error)); run from the repository root or pass --tenants FILE")
+        }
+        var environment = environment
+        var regions = RegionDirectory.builtIn
+        let credentials = (try? JSONParser.parse(bytes))?["tenants"]?.arrayValue?.flatMap { $0["credentials"]?.arrayValue ?? [] } ?? []
+        for credential in credentials {
+            if let variable = credential["app_key_env"]?.stringValue, environment[variable] == nil {
+                environment[variable] = Hex.encode((try? SecureRandom.bytes(16)) ?? [])
+            }
+            if let region = credential["region"]?.stringValue, Identifier.isValidRegion(region) {
+                regions[region] = "http://127.0.0.1"
+            }
+        }
+        do {
+            let definitions = try TenantImportFile.parse(bytes, environment: environment, regions: RegionDirectory(baseURLs: regions))
+            return (definitions, Set(definitions.flatMap { $0.credentials.map(\.region) }).sorted())
+        } catch {
+            throw CLIError("\(path): \(error)")
+        }
+    }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+import BrokerCore
+
+@main
+struct SobotBroker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sobot-broker",
+        abstract: "Holds one live Sobot token per (tenant, region) and serves it to local processes.",
+        version: BrokerVersion.current,
+        subcommands: [
+            InitCommand.self, TenantCommand.self, KeyCommand.self, ServeCommand.self, TokenCommand.self,
+            CallCommand.self, StatusCommand.self, SimulateCommand.self, DemoCommand.self,
+        ]
+    )
+}

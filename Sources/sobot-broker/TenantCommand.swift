@@ -1,0 +1,155 @@
+import ArgumentParser
+import BrokerCore
+
+struct TenantCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tenant",
+        abstract: "Onboard and manage tenants (Sobot accounts) and their per-region credentials.",
+        subcommands: [TenantAddCommand.self, TenantImportCommand.self, TenantListCommand.self, TenantRemoveCommand.self]
+    )
+}
+
+struct TenantAddCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add",
+        abstract: "Add or replace one credential. The app_key comes from stdin or an environment variable, never argv."
+    )
+
+    @OptionGroup var options: HomeOptions
+
+    @Argument(help: "Tenant id: 1-64 of [a-z0-9_-].")
+    var id: String
+
+    @Option(help: "Region name (sg, us, or one added with SOBOT_BROKER_REGION_URLS).")
+    var region: String
+
+    @Option(help: "The Sobot appid for this region.")
+    var appid: String
+
+    @Option(help: "Display name (kept as it is when omitted).")
+    var name: String?
+
+    @Flag(help: "Read the app_key from the first line of standard input.")
+    var appKeyStdin = false
+
+    @Option(help: "Read the app_key from this environment variable.")
+    var appKeyEnv: String?
+
+    func validate() throws {
+        guard Identifier.isValidTenantID(self.id) else { throw ValidationError("tenant id must be 1-64 characters of [a-z0-9_-]") }
+        guard Identifier.isValidRegion(self.region) else { throw ValidationError("region must be 1-32 characters of [a-z0-9-]") }
+        guard CredentialRules.isValidAppID(self.appid) else { throw ValidationError("--appid \(CredentialRules.appIDRule)") }
+        guard self.appKeyStdin != (self.appKeyEnv != nil) else {
+            throw ValidationError("give exactly one of --app-key-stdin or --app-key-env VAR")
+        }
+    }
+
+    func run() throws {
+        let regions = try Environment.regions()
+        guard regions.baseURL(for: self.region) != nil else {
+            throw CLIError("unknown region \"\(self.region)\" (known: \(regions.names.joined(separator: ", ")); add others with SOBOT_BROKER_REGION_URLS)")
+        }
+        let appKey = try self.readAppKey()
+        guard CredentialRules.isValidAppKey(appKey) else { throw CLIError("app_key \(CredentialRules.appKeyRule)") }
+        let store = try self.options.brokerHome.openStore()
+        let definition = TenantDefinition(
+            id: self.id,
+            name: self.name,
+            credentials: [CredentialDefinition(region: self.region, appid: self.appid, appKey: appKey)]
+        )
+        let report = try store.upsert([definition], now: Clock.unixNow)
+        print("\(report.tenantsAdded == 1 ? "added" : "updated") \(self.id)/\(self.region) (appid \(self.appid))")
+    }
+
+    private func readAppKey() throws -> String {
+        if let variable = self.appKeyEnv {
+            guard let value = Environment.variables[variable] else { throw CLIError("environment variable \(variable) is not set") }
+            return value
+        }
+        guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+            throw CLIError("no app_key on standard input (expected one line)")
+        }
+        return line.hasSuffix("\r") ? String(line.dropLast()) : line
+    }
+}
+
+struct TenantImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Upsert every tenant in FILE (format of tenants.example.json) in one transaction: all or nothing."
+    )
+
+    @OptionGroup var options: HomeOptions
+
+    @Argument(help: "The tenants file.")
+    var file: String
+
+    @Flag(help: "Validate and report what would change; write nothing.")
+    var dryRun = false
+
+    func run() throws {
+        let definitions: [TenantDefinition]
+        do {
+            definitions = try TenantImportFile.load(path: self.file, environment: Environment.variables, regions: try Environment.regions())
+        } catch {
+            throw CLIError("\(self.file): \(error)")
+        }
+        let store = try self.options.brokerHome.openStore()
+        let report = try store.upsert(definitions, now: Clock.unixNow, dryRun: self.dryRun)
+        let summary = "\(definitions.count) tenants (\(report.tenantsAdded) new, \(report.tenantsUpdated) updated), \(report.credentialsWritten) credentials"
+        print(self.dryRun ? "dry run: would import \(summary); nothing written" : "imported \(summary)")
+    }
+}
+
+struct TenantListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List tenants, regions, appids and stored-token state. Never shows a key or a token."
+    )
+
+    @OptionGroup var options: HomeOptions
+
+    @Flag(help: "Print JSON (the shape of the tenant.list method).")
+    var json = false
+
+    func run() throws {
+        let summaries = try self.options.brokerHome.openStore().summaries()
+        let now = Clock.unixNow
+        if self.json {
+            print(JSONWriter.prettyString(TenantListing.json(summaries, now: now)))
+            return
+        }
+        guard !summaries.isEmpty else {
+            print("no tenants; add one with `sobot-broker tenant add` or `sobot-broker tenant import FILE`")
+            return
+        }
+        var rows = [["TENANT", "NAME", "REGION", "APPID", "TOKEN"]]
+        for tenant in summaries {
+            for region in tenant.regions {
+                rows.append([tenant.id, tenant.name ?? "", region.region, region.appid, TenantListing.tokenText(region.tokenExpiresAt, now: now)])
+            }
+        }
+        print(Table.render(rows))
+    }
+}
+
+struct TenantRemoveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove",
+        abstract: "Remove a tenant, or one of its regions, with its tokens."
+    )
+
+    @OptionGroup var options: HomeOptions
+
+    @Argument(help: "Tenant id.")
+    var id: String
+
+    @Option(help: "Remove only this region.")
+    var region: String?
+
+    func run() throws {
+        let removed = try self.options.brokerHome.openStore().remove(tenant: self.id, region: self.region)
+        let target = self.region.map { "\(self.id)/\($0)" } ?? self.id
+        print("removed \(target) (\(removed) credential\(removed == 1 ? "" : "s"))")
+    }
+}
