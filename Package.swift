@@ -73,13 +73,18 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "SobotSimulator"]),
-        .testTarget(name: "BrokerServerTests", dependencies: ["BrokerServer", "BrokerCore", "SobotSimulator"]),
-        .testTarget(name: "SobotSimulatorTests", dependencies: ["SobotSimulator", "BrokerCore"]),
-        .testTarget(name: "PluginTests", dependencies: ["Marketing", "CRM", "BrokerCore", "SobotSimulator"]),
+        .target(
+            name: "TestSupport",
+            dependencies: ["BrokerCore", "BrokerServer", "SobotSimulator", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "SobotSimulator", "TestSupport"]),
+        .testTarget(name: "BrokerServerTests", dependencies: ["BrokerServer", "BrokerCore", "SobotSimulator", "TestSupport"]),
+        .testTarget(name: "SobotSimulatorTests", dependencies: ["SobotSimulator", "BrokerCore", "TestSupport"]),
+        .testTarget(name: "PluginTests", dependencies: ["Marketing", "CRM", "BrokerCore", "BrokerServer", "SobotSimulator", "TestSupport"]),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["sobot-broker", "BrokerServer", "BrokerCore", "SobotSimulator"]
+            dependencies: ["sobot-broker", "BrokerServer", "BrokerCore", "SobotSimulator", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

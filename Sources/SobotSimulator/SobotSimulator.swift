@@ -137,6 +137,11 @@ public final class SobotSimulator: Sendable {
     private func reply(to head: HTTPRequestHead, body: ByteBuffer) async throws -> Reply {
         let (path, query) = Self.split(head.uri)
         if path == "/_simulator/fault" { return self.setFault(query) }
+        if path == "/api/get_token" {
+            // Counted before any fault applies: tests count what reached the upstream.
+            let now = Self.now()
+            self.state.withLock { $0.tokenRequests.append((query["appid"] ?? "", now)) }
+        }
         switch self.fault {
         case .none: break
         case .latency(let milliseconds): try await Task.sleep(for: .milliseconds(milliseconds))
@@ -169,7 +174,6 @@ public final class SobotSimulator: Sendable {
         let now = Self.now()
         let appid = query["appid"] ?? ""
         return self.state.withLock { state in
-            state.tokenRequests.append((appid, now))
             guard let appKey = state.appKeys[appid] else { return .error("900004", "no API configuration for the company") }
             guard let createTime = query["create_time"].flatMap(Int64.init),
                 query["sign"] == SobotSignature.sign(appid: appid, createTime: createTime, appKey: appKey)

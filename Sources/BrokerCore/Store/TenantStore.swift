@@ -31,6 +31,12 @@ public final class TenantStore: Sendable {
         public var tenantsAdded = 0
         public var tenantsUpdated = 0
         public var credentialsWritten = 0
+
+        public init(tenantsAdded: Int = 0, tenantsUpdated: Int = 0, credentialsWritten: Int = 0) {
+            self.tenantsAdded = tenantsAdded
+            self.tenantsUpdated = tenantsUpdated
+            self.credentialsWritten = credentialsWritten
+        }
     }
 
     /// Adds or replaces every tenant and credential in one transaction: all or nothing.

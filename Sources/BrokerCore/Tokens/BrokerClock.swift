@@ -6,8 +6,10 @@ import Glibc
 public protocol BrokerClock: Sendable {
     /// Wall-clock Unix time in seconds: used only to stamp issue and expiry times.
     func now() -> Double
-    /// Suspends for `seconds` of monotonic time; throws `CancellationError` when cancelled.
-    func sleep(seconds: Double) async throws
+    /// Suspends until the wall-clock time `deadline`. The distance is measured once, when the call
+    /// starts, and then waited in monotonic time, so a later wall-clock jump neither stretches nor
+    /// skips the wait. Throws `CancellationError` when cancelled.
+    func sleep(until deadline: Double) async throws
 }
 
 /// The real clock: `CLOCK_REALTIME` for stamps, `ContinuousClock` (monotonic) for waiting, so a
@@ -21,7 +23,8 @@ public struct SystemClock: BrokerClock {
         return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
     }
 
-    public func sleep(seconds: Double) async throws {
+    public func sleep(until deadline: Double) async throws {
+        let seconds = deadline - self.now()
         guard seconds > 0 else { return try Task.checkCancellation() }
         try await Task.sleep(for: .nanoseconds(Int64(min(seconds, 86_400 * 365) * 1e9)))
     }

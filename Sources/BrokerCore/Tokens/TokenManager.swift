@@ -320,10 +320,9 @@ public actor TokenManager: Service {
     }
 
     private func sleep(until time: Double) async {
-        let delay = time - self.clock.now()
-        guard delay > 0 else { return }
+        guard time > self.clock.now() else { return }
         let clock = self.clock
-        let sleeper = Task { _ = try? await clock.sleep(seconds: delay) }
+        let sleeper = Task { _ = try? await clock.sleep(until: time) }
         self.sleeper = sleeper
         self.sleepingUntil = time
         await withTaskCancellationHandler {
@@ -362,6 +361,20 @@ public actor TokenManager: Service {
                 lastError: slot.lastError.map { "\($0)" }
             )
         }.sorted { $0.key < $1.key }
+    }
+
+    /// What the engine is doing: fetches in flight, keys waiting for their region's pacing, and
+    /// the next scheduled refresh (Unix seconds).
+    public func activity() -> (inFlight: Int, queued: Int, nextDue: Double?) {
+        var inFlight = 0
+        var queued = 0
+        var nextDue: Double?
+        for slot in self.slots.values {
+            if slot.fetch != nil { inFlight += 1 }
+            if slot.queued { queued += 1 }
+            if let due = slot.refreshAt { nextDue = min(nextDue ?? due, due) }
+        }
+        return (inFlight, queued, nextDue)
     }
 
     public func validTokenCount() -> Int {
