@@ -22,14 +22,16 @@ public struct CommandResult: Sendable {
 }
 
 /// Runs `sobot-broker` with `arguments` to completion.
-public func runBroker(_ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) throws -> CommandResult {
-    let process = BrokerProcess(arguments, environment: environment)
-    let input = Pipe()
-    process.process.standardInput = input
-    try process.start()
-    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-    try input.fileHandleForWriting.close()
-    return process.waitForExit()
+public func runBroker(_ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) async throws -> CommandResult {
+    try await onThread {
+        let process = BrokerProcess(arguments, environment: environment)
+        let input = Pipe()
+        process.process.standardInput = input
+        try process.start()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        return process.waitForExit()
+    }
 }
 
 /// A `sobot-broker` child process. Its output goes to files (a daemon's log must never block on a
@@ -66,6 +68,10 @@ public final class BrokerProcess: @unchecked Sendable {
     /// What the process has written to stderr so far.
     public var stderrSoFar: String {
         (try? String(contentsOfFile: self.outputDirectory.file("stderr"), encoding: .utf8)) ?? ""
+    }
+
+    public func exit() async throws -> CommandResult {
+        try await onThread { self.waitForExit() }
     }
 
     public func waitForExit() -> CommandResult {

@@ -21,11 +21,14 @@ public final class SobotClient: Sendable {
         public var read: Double
         /// Upper bound for the whole call, body included.
         public var total: Double
+        /// Concurrent HTTP/1 connections per upstream host (each region is one host).
+        public var connectionsPerHost: Int
 
-        public init(connect: Double = 5, read: Double = 10, total: Double = 15) {
+        public init(connect: Double = 5, read: Double = 10, total: Double = 15, connectionsPerHost: Int = 64) {
             self.connect = connect
             self.read = read
             self.total = total
+            self.connectionsPerHost = connectionsPerHost
         }
     }
 
@@ -47,6 +50,8 @@ public final class SobotClient: Sendable {
             read: .milliseconds(Int64(timeouts.read * 1000))
         )
         configuration.redirectConfiguration = .disallow
+        // AsyncHTTPClient's default of 8 would queue a region's on-demand fetches behind each other.
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: timeouts.connectionsPerHost)
         self.http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 

@@ -76,6 +76,9 @@ public final class UnixSocketServer: Service, Sendable {
         let maximumLineLength = self.configuration.maximumLineLength
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 512)
+            // A client that half-closes after sending (as `socat` does on end of input) still gets
+            // its replies; so does every connection whose input we close while draining.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .bind(unixDomainSocketPath: stagedSocket) { channel in
                 PeerCredentials.read(from: channel).flatMapThrowing { peer in
                     try channel.pipeline.syncOperations.addHandler(

@@ -1,0 +1,134 @@
+import BrokerCore
+import BrokerServer
+import Foundation
+import TestSupport
+import Testing
+
+/// Every method of the contract, against the real daemon on a temporary socket.
+@Suite struct DaemonMethodTests {
+    @Test func everyContractMethodAnswers() async throws {
+        let daemon = try await RunningDaemon(tenants: 2)
+        let health = try await daemon.call("broker.health").get()
+        #expect(health["status"] == "ok")
+        #expect(health["version"] == .string(BrokerVersion.current))
+        #expect(health["tenants"] == 2)
+        #expect(health["uptime_s"]?.integerValue != nil)
+
+        let token = try await daemon.call("token.get", ["tenant": "t0", "region": "sg"]).get()
+        let value = try #require(token["token"]?.stringValue)
+        #expect(daemon.simulator.isCurrent(token: value))
+        #expect(token["tenant"] == "t0" && token["region"] == "sg")
+        let expiresIn = try #require(token["expires_in"]?.integerValue)
+        #expect((3500...3600).contains(expiresIn))
+        #expect(token["expires_at"]?.integerValue != nil)
+        // Region may be left out when the tenant has one; the same live token comes back.
+        #expect(try await daemon.call("token.get", ["tenant": "t0"]).get()["token"] == .string(value))
+
+        daemon.simulator.issueTokenElsewhere(appid: "app0")
+        let fresh = try await daemon.call("token.invalidate", ["tenant": "t0", "token": .string(value)]).get()
+        let freshValue = try #require(fresh["token"]?.stringValue)
+        #expect(freshValue != value && daemon.simulator.isCurrent(token: freshValue))
+
+        let tenants = try await daemon.call("tenant.list").get()["tenants"]?.arrayValue ?? []
+        #expect(tenants.map { $0["id"] } == ["t0", "t1"])
+        let region = tenants.first?["regions"]?.arrayValue?.first
+        #expect(region?["appid"] == "app0")
+        #expect(region?["token_state"] == "valid")
+        #expect(region?["expires_at"]?.integerValue != nil)
+
+        let modules = try await daemon.call("module.list").get()["modules"]?.arrayValue ?? []
+        let crm = try #require(modules.first { $0["name"] == "crm" })
+        #expect(crm["status"] == "placeholder")
+        #expect(crm["methods"] == ["crm.describe"])
+        #expect(try await daemon.call("crm.describe").get()["status"] == "placeholder")
+        guard case .failure(let placeholder) = try await daemon.call("crm.customers.query") else {
+            Issue.record("crm.customers.query should fail")
+            return
+        }
+        #expect(placeholder.code == -32601 && placeholder.message.contains("placeholder"))
+
+        let status = try await daemon.call("broker.status").get()["tokens"]?.arrayValue ?? []
+        #expect(status.count == 2)
+        await daemon.shutdown()
+    }
+
+    @Test func unknownTenantsAndRegionsAreMinus32001() async throws {
+        let daemon = try await RunningDaemon(tenants: 1)
+        for params: JSONValue in [["tenant": "ghost"], ["tenant": "t0", "region": "us"]] {
+            guard case .failure(let error) = try await daemon.call("token.get", params) else {
+                Issue.record("expected an error for \(params)")
+                continue
+            }
+            #expect(error.code == -32001, "\(error)")
+        }
+        await daemon.shutdown()
+    }
+
+    @Test func upstreamErrorsCarryTheirCodes() async throws {
+        let daemon = try await RunningDaemon(tenants: 2, start: false)
+        daemon.simulator.register(appid: "app1", appKey: "not-the-stored-key")
+        try await daemon.start()
+        guard case .failure(let rejected) = try await daemon.call("token.get", ["tenant": "t1"]) else {
+            Issue.record("expected a rejection")
+            return
+        }
+        #expect(rejected.code == -32003)
+        #expect(rejected.data?["ret_code"] == "900003")
+        #expect(rejected.data?["ret_msg"] != nil)
+        daemon.simulator.fault = .httpStatus(502)
+        daemon.simulator.issueTokenElsewhere(appid: "app0")
+        _ = try await daemon.call("token.get", ["tenant": "t0"])
+        let current = try await daemon.call("token.get", ["tenant": "t0"]).get()["token"]!
+        guard case .failure(let unavailable) = try await daemon.call("token.invalidate", ["tenant": "t0", "token": current]) else {
+            Issue.record("expected unavailable")
+            return
+        }
+        #expect(unavailable.code == -32004, "\(unavailable)")
+        await daemon.shutdown()
+    }
+
+    @Test func aRestartReusesTheTokenWithoutCallingUpstream() async throws {
+        let daemon = try await RunningDaemon(tenants: 1)
+        let token = try await daemon.call("token.get", ["tenant": "t0"]).get()["token"]
+        let stopped = try #require(try await daemon.stop())
+        #expect(stopped.status == 0, "\(stopped.stderr)")
+        let calls = daemon.simulator.tokenRequestCount
+        try await daemon.start()
+        #expect(try await daemon.call("token.get", ["tenant": "t0"]).get()["token"] == token)
+        #expect(daemon.simulator.tokenRequestCount == calls)
+        await daemon.shutdown()
+    }
+
+    @Test func tokensRefreshInTheBackgroundWithARealShortLifetime() async throws {
+        let daemon = try await RunningDaemon(tenants: 1, tokenTTL: 4)
+        try await Task.sleep(for: .seconds(9))
+        let times = daemon.simulator.tokenRequestTimes(appid: "app0").sorted()
+        #expect(times.count >= 3, "get_token calls: \(times.count)")
+        for (previous, next) in zip(times, times.dropFirst()) {
+            let fraction = (next - previous) / 4
+            #expect(fraction >= 0.45 && fraction <= 0.85, "refreshed after \(fraction) of the lifetime")
+        }
+        // Callers never see a token about to expire.
+        for _ in 0..<20 {
+            let reply = try await daemon.call("token.get", ["tenant": "t0"]).get()
+            #expect((reply["expires_in"]?.integerValue ?? 0) >= 1)
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        await daemon.shutdown()
+    }
+
+    @Test func secretsNeverReachTheLogs() async throws {
+        let daemon = try await RunningDaemon(tenants: 2, start: false)
+        try await daemon.start(extraArguments: ["--log-level", "trace"])
+        let token = try await daemon.call("token.get", ["tenant": "t0"]).get()["token"]!.stringValue!
+        _ = try await daemon.call("token.invalidate", ["tenant": "t0", "token": .string(token)])
+        _ = try await daemon.call("tenant.list")
+        let result = try #require(try await daemon.stop())
+        #expect(result.status == 0)
+        #expect(!result.stderr.isEmpty, "trace logging produced output")
+        for secret in [token, RunningDaemon.appKey(0), RunningDaemon.appKey(1), "sign="] {
+            #expect(!result.stderr.contains(secret), "a secret leaked into the log")
+        }
+        await daemon.shutdown()
+    }
+}
