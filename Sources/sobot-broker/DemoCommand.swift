@@ -23,7 +23,8 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = self.logging.makeLogger(defaultLevel: .warning)
         print("sobot-broker demo: everything below runs on this machine, with no network.\n")
-        let (definitions, regionNames) = try OfflineTenants.load(self.tenants, environment: Environment.variables)
+        let loaded = try OfflineTenants.load(self.tenants, environment: Environment.variables)
+        let (definitions, regionNames) = (loaded.definitions, loaded.regions)
         guard let first = definitions.first, let credential = first.credentials.first else {
             throw CLIError("\(self.tenants): no tenants to demonstrate with")
         }

@@ -3,7 +3,14 @@ import BrokerCore
 /// A tenants file read for offline use (`simulate`, `demo`): an `app_key_env` whose variable is unset
 /// gets a stand-in key, and every region named in the file is accepted.
 enum OfflineTenants {
-    static func load(_ path: String, environment: [String: String]) throws -> (definitions: [TenantDefinition], regions: [String]) {
+    struct Loaded {
+        var definitions: [TenantDefinition]
+        var regions: [String]
+        /// Variables named by `app_key_env` that were unset and got a random stand-in key.
+        var standIns: [String]
+    }
+
+    static func load(_ path: String, environment: [String: String]) throws -> Loaded {
         let bytes: [UInt8]
         do {
             bytes = try FileIO.readBytes(path, limit: TenantImportFile.maximumSize)
@@ -12,10 +19,12 @@ enum OfflineTenants {
         }
         var environment = environment
         var regions = RegionDirectory.builtIn
+        var standIns: [String] = []
         let credentials = (try? JSONParser.parse(bytes))?["tenants"]?.arrayValue?.flatMap { $0["credentials"]?.arrayValue ?? [] } ?? []
         for credential in credentials {
             if let variable = credential["app_key_env"]?.stringValue, environment[variable] == nil {
                 environment[variable] = Hex.encode((try? SecureRandom.bytes(16)) ?? [])
+                standIns.append(variable)
             }
             if let region = credential["region"]?.stringValue, Identifier.isValidRegion(region) {
                 regions[region] = "http://127.0.0.1"
@@ -23,7 +32,11 @@ enum OfflineTenants {
         }
         do {
             let definitions = try TenantImportFile.parse(bytes, environment: environment, regions: RegionDirectory(baseURLs: regions))
-            return (definitions, Set(definitions.flatMap { $0.credentials.map(\.region) }).sorted())
+            return Loaded(
+                definitions: definitions,
+                regions: Set(definitions.flatMap { $0.credentials.map(\.region) }).sorted(),
+                standIns: standIns
+            )
         } catch {
             throw CLIError("\(path): \(error)")
         }

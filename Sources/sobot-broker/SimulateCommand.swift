@@ -30,7 +30,11 @@ struct SimulateCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = self.logging.makeLogger(label: "sobot-simulator")
         let simulator = SobotSimulator(tokenTTL: self.tokenTtl, logger: logger)
-        let definitions = try OfflineTenants.load(self.tenants, environment: Environment.variables).definitions
+        let loaded = try OfflineTenants.load(self.tenants, environment: Environment.variables)
+        let definitions = loaded.definitions
+        for variable in loaded.standIns {
+            print("note: \(variable) is not set; the simulator uses a random key for that credential, so it will answer 900003 until you set the same value for both")
+        }
         for credential in definitions.flatMap(\.credentials) {
             simulator.register(appid: credential.appid, appKey: credential.appKey)
         }
