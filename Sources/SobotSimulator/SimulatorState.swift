@@ -8,6 +8,7 @@ struct SimulatorState {
     var appidByToken: [String: String] = [:]
     var tokenTTL: Double
     var fault: SimulatorFault = .none
+    var businessFault: SimulatorFault = .none
     var tokenRequests: [(appid: String, at: Double)] = []
     var businessRequests = 0
 

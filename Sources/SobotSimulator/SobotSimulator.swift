@@ -36,6 +36,12 @@ public final class SobotSimulator: Sendable {
         set { self.state.withLock { $0.fault = newValue } }
     }
 
+    /// A fault for the business endpoints only (`get_token` keeps working), applied after `fault`.
+    public var businessFault: SimulatorFault {
+        get { self.state.withLock { $0.businessFault } }
+        set { self.state.withLock { $0.businessFault = newValue } }
+    }
+
     /// Times (Unix seconds) of every `get_token` request that reached the simulator, optionally for one appid.
     public func tokenRequestTimes(appid: String? = nil) -> [Double] {
         self.state.withLock { state in
@@ -137,36 +143,49 @@ public final class SobotSimulator: Sendable {
     private func reply(to head: HTTPRequestHead, body: ByteBuffer) async throws -> Reply {
         let (path, query) = Self.split(head.uri)
         if path == "/_simulator/fault" { return self.setFault(query) }
+        // Counted before any fault applies: tests count what reached the upstream.
         if path == "/api/get_token" {
-            // Counted before any fault applies: tests count what reached the upstream.
             let now = Self.now()
             self.state.withLock { $0.tokenRequests.append((query["appid"] ?? "", now)) }
+        } else if path.hasPrefix("/marketing-open/") {
+            self.state.withLock { $0.businessRequests += 1 }
         }
-        switch self.fault {
-        case .none: break
-        case .latency(let milliseconds): try await Task.sleep(for: .milliseconds(milliseconds))
+        if let faulted = try await self.apply(self.fault) { return faulted }
+        switch (head.method, path) {
+        case (.GET, "/api/get_token"):
+            return self.getToken(query)
+        case (.POST, "/marketing-open/api/5/marketing_subject_catalog/query_page"):
+            if let faulted = try await self.apply(self.businessFault) { return faulted }
+            return self.business(head, body) { filter, pageNo, pageSize in
+                MarketingDataSet.catalogPage(filter: filter, pageNo: pageNo, pageSize: pageSize)
+            }
+        case (.POST, "/marketing-open/api/5/marketing_subject/query_page"):
+            if let faulted = try await self.apply(self.businessFault) { return faulted }
+            return self.business(head, body) { filter, pageNo, pageSize in
+                MarketingDataSet.subjectPage(filter: filter, pageNo: pageNo, pageSize: pageSize)
+            }
+        default:
+            return Reply(status: .notFound, contentType: "text/plain", body: Array("no such endpoint".utf8))
+        }
+    }
+
+    /// The reply a fault forces, or nil to answer normally (after any added latency).
+    private func apply(_ fault: SimulatorFault) async throws -> Reply? {
+        switch fault {
+        case .none:
+            return nil
+        case .latency(let milliseconds):
+            try await Task.sleep(for: .milliseconds(milliseconds))
+            return nil
         case .hang:
             try await Task.sleep(for: .seconds(86_400))
+            return nil
         case .httpStatus(let code):
             return Reply(status: HTTPResponseStatus(statusCode: Int(code)), contentType: "text/plain", body: Array("simulated failure".utf8))
         case .garbage:
             return Reply(contentType: "text/html", body: Array("<html>gateway says hello</html>".utf8))
         case .returnCode(let code):
             return .error(code, SobotReturnCode.meaning(of: code))
-        }
-        switch (head.method, path) {
-        case (.GET, "/api/get_token"):
-            return self.getToken(query)
-        case (.POST, "/marketing-open/api/5/marketing_subject_catalog/query_page"):
-            return self.business(head, body) { filter, pageNo, pageSize in
-                MarketingDataSet.catalogPage(filter: filter, pageNo: pageNo, pageSize: pageSize)
-            }
-        case (.POST, "/marketing-open/api/5/marketing_subject/query_page"):
-            return self.business(head, body) { filter, pageNo, pageSize in
-                MarketingDataSet.subjectPage(filter: filter, pageNo: pageNo, pageSize: pageSize)
-            }
-        default:
-            return Reply(status: .notFound, contentType: "text/plain", body: Array("no such endpoint".utf8))
         }
     }
 
@@ -193,10 +212,7 @@ public final class SobotSimulator: Sendable {
         page: ([String: JSONValue], Int, Int) -> JSONValue
     ) -> Reply {
         let token = head.headers.first(name: "token") ?? ""
-        let valid = self.state.withLock { state in
-            state.businessRequests += 1
-            return state.appid(forToken: token, now: Self.now()) != nil
-        }
+        let valid = self.state.withLock { $0.appid(forToken: token, now: Self.now()) != nil }
         guard !token.isEmpty else { return .error("900001", "token empty") }
         guard valid else { return .error("900002", "token expired, get a new one") }
         let request: [String: JSONValue]

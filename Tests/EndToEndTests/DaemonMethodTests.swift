@@ -52,6 +52,25 @@ import Testing
         await daemon.shutdown()
     }
 
+    @Test func oneCallListsEveryMarketingThemeOfThreeTenants() async throws {
+        let daemon = try await RunningDaemon(tenants: 3)
+        let reply = try await daemon.call("marketing.subject.query", ["tenants": ["t0", "t1", "t2"], "all_pages": true]).get()
+        let results = try #require(reply["results"]?.arrayValue)
+        #expect(results.map { $0["tenant"] } == ["t0", "t1", "t2"])
+        for result in results {
+            #expect(result["result"]?["items"]?.arrayValue?.count == 37)
+            #expect(result["result"]?["total_count"] == 37)
+        }
+        let modules = try await daemon.call("module.list").get()["modules"]?.arrayValue ?? []
+        #expect(modules.first { $0["name"] == "marketing" }?["status"] == "active")
+        guard case .failure(let invalid) = try await daemon.call("marketing.catalog.query", ["tenant": "t0", "page_size": 500]) else {
+            Issue.record("page_size 500 must be refused")
+            return
+        }
+        #expect(invalid.code == -32602)
+        await daemon.shutdown()
+    }
+
     @Test func unknownTenantsAndRegionsAreMinus32001() async throws {
         let daemon = try await RunningDaemon(tenants: 1)
         for params: JSONValue in [["tenant": "ghost"], ["tenant": "t0", "region": "us"]] {
