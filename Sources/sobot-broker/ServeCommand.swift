@@ -15,13 +15,40 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds to let in-flight requests finish on shutdown.")
     var drainTimeout: Double = 10
 
+    @Option(help: "Background token fetches (start-up acquisition, refreshes) per second per region.")
+    var backgroundRate: Double = 20
+
+    @Option(help: "Background token fetches in flight at once per region.")
+    var backgroundConcurrency: Int = 4
+
+    @Option(help: "Comma-separated endpoint modules to serve (default: $SOBOT_BROKER_MODULES, else all built-in).")
+    var modules: String?
+
+    func validate() throws {
+        guard self.backgroundRate > 0 else { throw ValidationError("--background-rate must be positive") }
+        guard self.backgroundConcurrency > 0 else { throw ValidationError("--background-concurrency must be positive") }
+        guard self.drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
+        let known = Set(BuiltinModules.all.map(\.name))
+        for name in self.enabledModules ?? [] where !known.contains(name) {
+            throw ValidationError("unknown module \"\(name)\" (built in: \(known.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    private var enabledModules: Set<String>? {
+        guard let list = self.modules ?? Environment.variables["SOBOT_BROKER_MODULES"] else { return nil }
+        return Set(list.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+    }
+
     func run() async throws {
         // Everything the daemon creates (database, WAL, lock) is private to its user.
         umask(0o077)
         let logger = self.logging.makeLogger()
         var configuration = BrokerDaemon.Configuration(paths: self.options.paths, regions: try Environment.regions())
         configuration.modules = BuiltinModules.all
+        configuration.enabledModules = self.enabledModules
         configuration.drainTimeout = self.drainTimeout
+        configuration.policy.backgroundRatePerRegion = self.backgroundRate
+        configuration.policy.backgroundConcurrencyPerRegion = self.backgroundConcurrency
         let daemon = try await BrokerDaemon(configuration: configuration, logger: logger)
         try await daemon.run()
     }

@@ -65,6 +65,8 @@ import Testing
         ["call"],
         ["call", "broker.health", "{not json"],
         ["serve", "--log-level", "loud"],
+        ["serve", "--modules", "marketing,nope"],
+        ["serve", "--background-rate", "0"],
     ])
     func usageErrorsExitWith64(_ arguments: [String]) async throws {
         let result = try await broker(arguments, stdin: "k\n")

@@ -71,6 +71,19 @@ import Testing
         await daemon.shutdown()
     }
 
+    @Test func onlyTheEnabledModulesAreServed() async throws {
+        let daemon = try await RunningDaemon(tenants: 1, start: false)
+        try await daemon.start(extraArguments: ["--modules", "crm"])
+        let modules = try await daemon.call("module.list").get()["modules"]?.arrayValue ?? []
+        #expect(modules.map { $0["name"] } == ["crm"])
+        guard case .failure(let error) = try await daemon.call("marketing.catalog.query", ["tenant": "t0"]) else {
+            Issue.record("a disabled module must not answer")
+            return
+        }
+        #expect(error.code == -32601)
+        await daemon.shutdown()
+    }
+
     @Test func unknownTenantsAndRegionsAreMinus32001() async throws {
         let daemon = try await RunningDaemon(tenants: 1)
         for params: JSONValue in [["tenant": "ghost"], ["tenant": "t0", "region": "us"]] {
