@@ -34,6 +34,17 @@ import Testing
         await daemon.shutdown()
     }
 
+    @Test func aRegularFileAtTheSocketPathIsNeverReplaced() async throws {
+        let daemon = try await RunningDaemon(tenants: 1, start: false)
+        let precious = daemon.directory.file("notes.txt")
+        try "keep me".write(toFile: precious, atomically: true, encoding: .utf8)
+        let result = try await runBroker(["serve", "--socket", precious], environment: daemon.environment)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("not a socket"), "\(result.stderr)")
+        #expect(try String(contentsOfFile: precious, encoding: .utf8) == "keep me")
+        await daemon.shutdown()
+    }
+
     @Test func sigtermDrainsFiftyInFlightRequestsAndExitsCleanly() async throws {
         let daemon = try await RunningDaemon(tenants: 50, start: false)
         daemon.simulator.fault = .latency(milliseconds: 1500)

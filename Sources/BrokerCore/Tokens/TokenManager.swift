@@ -247,10 +247,19 @@ public actor TokenManager: Service {
 
     // MARK: Background refresher
 
+    /// Refreshes in the background until graceful shutdown or cancellation, then cancels and awaits
+    /// every fetch still in flight, so nothing touches the store or the HTTP client afterwards.
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        _ = try? await cancelWhenGracefulShutdown {
             await self.refreshLoop()
         }
+        await self.stopFetches()
+    }
+
+    private func stopFetches() async {
+        let fetches = self.slots.values.compactMap(\.fetch)
+        for fetch in fetches { fetch.cancel() }
+        for fetch in fetches { _ = await fetch.value }
     }
 
     private func refreshLoop() async {

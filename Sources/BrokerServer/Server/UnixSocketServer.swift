@@ -8,6 +8,12 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
+/// Something other than a socket occupies the socket path.
+public struct SocketPathError: Error, CustomStringConvertible {
+    public let path: String
+    public var description: String { "\(self.path) exists and is not a socket; refusing to replace it" }
+}
+
 /// The JSON-RPC endpoint: a Unix socket, one JSON message per `\n`-terminated line each way.
 ///
 /// The socket appears at its path already at mode 0600: it is bound inside a private (0700) staging
@@ -68,6 +74,11 @@ public final class UnixSocketServer: Service, Sendable {
 
     private func bind() async throws -> NIOAsyncChannel<Connection, Never> {
         let path = self.configuration.socketPath
+        // Only a stale socket may be replaced; anything else at the path is the user's file.
+        var existing = stat()
+        if lstat(path, &existing) == 0, existing.st_mode & S_IFMT != S_IFSOCK {
+            throw SocketPathError(path: path)
+        }
         let staging = FileIO.directoryName(of: path) + "/.sobot-broker-\(getpid())"
         rmdir(staging)
         guard mkdir(staging, 0o700) == 0 else { throw SystemCallError("mkdir \(staging)") }
