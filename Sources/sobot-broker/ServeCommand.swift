@@ -21,12 +21,16 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Background token fetches in flight at once per region.")
     var backgroundConcurrency: Int = 4
 
+    @Option(help: "Event-loop threads serving connections (default: one per core).")
+    var threads: Int?
+
     @Option(help: "Comma-separated endpoint modules to serve (default: $SOBOT_BROKER_MODULES, else all built-in).")
     var modules: String?
 
     func validate() throws {
         guard self.backgroundRate > 0 else { throw ValidationError("--background-rate must be positive") }
         guard self.backgroundConcurrency > 0 else { throw ValidationError("--background-concurrency must be positive") }
+        if let threads = self.threads, !(1...256).contains(threads) { throw ValidationError("--threads must be 1-256") }
         guard self.drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
         let known = Set(BuiltinModules.all.map(\.name))
         for name in self.enabledModules ?? [] where !known.contains(name) {
@@ -47,6 +51,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.modules = BuiltinModules.all
         configuration.enabledModules = self.enabledModules
         configuration.drainTimeout = self.drainTimeout
+        configuration.eventLoopThreads = self.threads
         configuration.policy.backgroundRatePerRegion = self.backgroundRate
         configuration.policy.backgroundConcurrencyPerRegion = self.backgroundConcurrency
         let daemon = try await BrokerDaemon(configuration: configuration, logger: logger)

@@ -9,7 +9,7 @@ struct SobotBroker: AsyncParsableCommand {
         version: BrokerVersion.current,
         subcommands: [
             InitCommand.self, TenantCommand.self, KeyCommand.self, ServeCommand.self, TokenCommand.self,
-            CallCommand.self, StatusCommand.self, SimulateCommand.self, DemoCommand.self,
+            CallCommand.self, StatusCommand.self, SimulateCommand.self, DemoCommand.self, BenchCommand.self,
         ]
     )
 }

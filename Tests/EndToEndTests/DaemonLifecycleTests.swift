@@ -55,8 +55,9 @@ import Testing
                 try connection.send(line: #"{"jsonrpc":"2.0","id":\#(index),"method":"token.get","params":{"tenant":"t\#(index)"}}"#)
             }
         }
-        try await Task.sleep(for: .milliseconds(400))
-        #expect(daemon.simulator.tokenRequestCount >= 50, "the requests are in flight upstream")
+        // Each request is held 1.5 s at the upstream: once all 50 have arrived there, all are in flight.
+        let inFlight = await eventually(timeout: 5) { daemon.simulator.tokenRequestCount >= 50 }
+        #expect(inFlight, "the requests are in flight upstream")
         daemon.process?.signal(SIGTERM)
         var answered = 0
         for (index, connection) in connections.enumerated() {

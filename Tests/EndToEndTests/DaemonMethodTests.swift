@@ -107,10 +107,9 @@ import Testing
         #expect(rejected.code == -32003)
         #expect(rejected.data?["ret_code"] == "900003")
         #expect(rejected.data?["ret_msg"] != nil)
+        let current = try await daemon.call("token.get", ["tenant": "t0"]).get()["token"]!
         daemon.simulator.fault = .httpStatus(502)
         daemon.simulator.issueTokenElsewhere(appid: "app0")
-        _ = try await daemon.call("token.get", ["tenant": "t0"])
-        let current = try await daemon.call("token.get", ["tenant": "t0"]).get()["token"]!
         guard case .failure(let unavailable) = try await daemon.call("token.invalidate", ["tenant": "t0", "token": current]) else {
             Issue.record("expected unavailable")
             return

@@ -25,6 +25,15 @@ public struct TokenKey: Sendable, Hashable, Comparable, CustomStringConvertible 
 
     public var description: String { "\(self.tenant)/\(self.region)" }
 
+    /// The key a request for (tenant, region?) means, if `regions` (the tenant's) settles it:
+    /// the named region, or the only one when none is named.
+    public static func pick(tenant: String, region: String?, from regions: [String]) -> TokenKey? {
+        if let region {
+            return regions.contains(region) ? TokenKey(tenant: tenant, region: region) : nil
+        }
+        return regions.count == 1 ? TokenKey(tenant: tenant, region: regions[0]) : nil
+    }
+
     public static func < (lhs: TokenKey, rhs: TokenKey) -> Bool {
         (lhs.tenant, lhs.region) < (rhs.tenant, rhs.region)
     }

@@ -1,53 +1,98 @@
 import Synchronization
 
+/// Bytes a server precomputes for each cached token, around the one part that changes per request
+/// (so serving costs two copies, not an encoding). Opaque to the token engine.
+public struct ServingFragments: Sendable {
+    public var head: [UInt8]
+    public var tail: [UInt8]
+
+    public init(head: [UInt8], tail: [UInt8]) {
+        self.head = head
+        self.tail = tail
+    }
+}
+
 /// The lock-protected read side of the token engine: what `token.get` consults on its hot path
 /// without an actor hop, SQLite or the network.
 ///
 /// Only the token manager writes it; readers get a token only while it is fresh.
 public final class TokenCache: Sendable {
-    private struct Contents {
-        var tokens: [TokenKey: LiveToken] = [:]
-        var regionsByTenant: [String: [String]] = [:]
+    public typealias Encoder = @Sendable (TokenKey, LiveToken) -> ServingFragments
+
+    /// One region of a tenant, with its token once there is one.
+    private struct RegionSlot {
+        var region: String
+        var token: LiveToken?
+        var fragments: ServingFragments?
     }
 
-    private let contents = Mutex(Contents())
+    /// Keyed by tenant alone, with its few regions in a sorted array: a request costs one hash.
+    private let contents = Mutex([String: [RegionSlot]]())
+    private let encoder: Encoder?
 
-    public init() {}
+    /// - Parameter encoder: precomputes each token's `ServingFragments` once, when it is stored.
+    public init(encoder: Encoder? = nil) {
+        self.encoder = encoder
+    }
 
     /// The cached token for `key` if it still has at least its serving margin left at `now`.
     public func freshToken(for key: TokenKey, now: Double) -> LiveToken? {
-        self.contents.withLock { contents in
-            guard let token = contents.tokens[key], token.isFresh(at: now) else { return nil }
+        self.contents.withLock { tenants in
+            guard let token = tenants[key.tenant]?.first(where: { $0.region == key.region })?.token, token.isFresh(at: now) else {
+                return nil
+            }
             return token
+        }
+    }
+
+    /// The fresh token a request for (tenant, region?) gets, resolved and read under one lock: the
+    /// whole of `token.get`'s hot path. The region may be omitted when the tenant has only one.
+    public func servable(tenant: String, region: String?, now: Double) -> (key: TokenKey, token: LiveToken, fragments: ServingFragments?)? {
+        self.contents.withLock { tenants in
+            guard let slots = tenants[tenant] else { return nil }
+            let slot: RegionSlot
+            if let region {
+                guard let match = slots.first(where: { $0.region == region }) else { return nil }
+                slot = match
+            } else {
+                guard slots.count == 1 else { return nil }
+                slot = slots[0]
+            }
+            guard let token = slot.token, token.isFresh(at: now) else { return nil }
+            return (TokenKey(tenant: tenant, region: slot.region), token, slot.fragments)
         }
     }
 
     /// The regions a tenant has credentials in, sorted; empty for an unknown tenant.
     public func regions(of tenant: String) -> [String] {
-        self.contents.withLock { $0.regionsByTenant[tenant] ?? [] }
+        self.contents.withLock { $0[tenant]?.map(\.region) ?? [] }
     }
 
-    public var tenantCount: Int { self.contents.withLock { $0.regionsByTenant.count } }
+    public var tenantCount: Int { self.contents.withLock { $0.count } }
 
     func store(_ token: LiveToken, for key: TokenKey) {
-        self.contents.withLock { $0.tokens[key] = token }
+        let fragments = self.encoder?(key, token)
+        self.contents.withLock { tenants in
+            guard let index = tenants[key.tenant]?.firstIndex(where: { $0.region == key.region }) else { return }
+            tenants[key.tenant]![index].token = token
+            tenants[key.tenant]![index].fragments = fragments
+        }
     }
 
     func track(_ key: TokenKey) {
-        self.contents.withLock { contents in
-            var regions = contents.regionsByTenant[key.tenant] ?? []
-            guard !regions.contains(key.region) else { return }
-            regions.append(key.region)
-            regions.sort()
-            contents.regionsByTenant[key.tenant] = regions
+        self.contents.withLock { tenants in
+            var slots = tenants[key.tenant] ?? []
+            guard !slots.contains(where: { $0.region == key.region }) else { return }
+            slots.append(RegionSlot(region: key.region))
+            slots.sort { $0.region < $1.region }
+            tenants[key.tenant] = slots
         }
     }
 
     func forget(_ key: TokenKey) {
-        self.contents.withLock { contents in
-            contents.tokens[key] = nil
-            let remaining = (contents.regionsByTenant[key.tenant] ?? []).filter { $0 != key.region }
-            contents.regionsByTenant[key.tenant] = remaining.isEmpty ? nil : remaining
+        self.contents.withLock { tenants in
+            let remaining = (tenants[key.tenant] ?? []).filter { $0.region != key.region }
+            tenants[key.tenant] = remaining.isEmpty ? nil : remaining
         }
     }
 }

@@ -13,7 +13,7 @@ import ServiceLifecycle
 ///
 /// As a `Service`, `run()` is the background refresher.
 public actor TokenManager: Service {
-    public nonisolated let cache = TokenCache()
+    public nonisolated let cache: TokenCache
     public nonisolated let clock: any BrokerClock
     private let issuer: any TokenIssuing
     private let store: TenantStore
@@ -46,7 +46,16 @@ public actor TokenManager: Service {
     private var sleeper: Task<Void, Never>?
     private var sleepingUntil = Double.infinity
 
-    public init(store: TenantStore, issuer: any TokenIssuing, clock: any BrokerClock, policy: TokenPolicy, logger: Logger) {
+    /// - Parameter encoder: see `TokenCache.init(encoder:)`.
+    public init(
+        store: TenantStore,
+        issuer: any TokenIssuing,
+        clock: any BrokerClock,
+        policy: TokenPolicy,
+        logger: Logger,
+        encoder: TokenCache.Encoder? = nil
+    ) {
+        self.cache = TokenCache(encoder: encoder)
         self.store = store
         self.issuer = issuer
         self.clock = clock
@@ -115,7 +124,7 @@ public actor TokenManager: Service {
     /// Resolves a request's tenant and optional region to a tracked key. A tenant or region not yet
     /// tracked is looked up in the store, so credentials added while running are found.
     public func resolve(tenant: String, region: String?) async throws(TokenError) -> TokenKey {
-        if let key = Self.pick(tenant: tenant, region: region, from: self.cache.regions(of: tenant)) {
+        if let key = TokenKey.pick(tenant: tenant, region: region, from: self.cache.regions(of: tenant)) {
             return key
         }
         let store = self.store
@@ -132,18 +141,10 @@ public actor TokenManager: Service {
             self.slots[key] = Slot()
             self.cache.track(key)
         }
-        if let key = Self.pick(tenant: tenant, region: region, from: storedRegions) { return key }
+        if let key = TokenKey.pick(tenant: tenant, region: region, from: storedRegions) { return key }
         if storedRegions.isEmpty { throw .unknownTenant(tenant) }
         if let region { throw .unknownRegion(tenant: tenant, region: region) }
         throw .regionRequired(tenant: tenant, regions: storedRegions.sorted())
-    }
-
-    /// The key for (tenant, region?) if `regions` settles it.
-    public nonisolated static func pick(tenant: String, region: String?, from regions: [String]) -> TokenKey? {
-        if let region {
-            return regions.contains(region) ? TokenKey(tenant: tenant, region: region) : nil
-        }
-        return regions.count == 1 ? TokenKey(tenant: tenant, region: regions[0]) : nil
     }
 
     /// The live token for `key`: the cached one while fresh, otherwise one fetch shared by every

@@ -39,6 +39,17 @@ public final class BrokerConnection {
 
     deinit { close(self.descriptor) }
 
+    /// The socket, for tools that take over I/O themselves (the load generator duplicates it).
+    public var descriptorForLoad: Int32 { self.descriptor }
+
+    /// The pid of the process serving this socket, from `SO_PEERCRED`.
+    public var peerProcessID: Int32? {
+        var credentials = PeerCredentials.RawCredentials()
+        var length = socklen_t(MemoryLayout<PeerCredentials.RawCredentials>.size)
+        guard getsockopt(self.descriptor, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else { return nil }
+        return credentials.pid
+    }
+
     public func send(_ bytes: [UInt8]) throws(BrokerClientError) {
         var sent = 0
         while sent < bytes.count {

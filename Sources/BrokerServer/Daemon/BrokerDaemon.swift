@@ -13,6 +13,7 @@ public final class BrokerDaemon: Sendable {
         public var modules: [any EndpointModule] = []
         public var enabledModules: Set<String>?
         public var drainTimeout: Double = 10
+        public var eventLoopThreads: Int?
 
         public init(paths: BrokerPaths, regions: RegionDirectory) {
             self.paths = paths
@@ -40,7 +41,8 @@ public final class BrokerDaemon: Sendable {
             issuer: SobotTokenIssuer(store: store, client: client, clock: clock, logger: logger),
             clock: clock,
             policy: configuration.policy,
-            logger: logger
+            logger: logger,
+            encoder: FastTokenReply.fragments
         )
         do {
             try await tokens.start()
@@ -57,7 +59,14 @@ public final class BrokerDaemon: Sendable {
         )
         var serverConfiguration = UnixSocketServer.Configuration(socketPath: configuration.paths.socket)
         serverConfiguration.drainTimeout = configuration.drainTimeout
-        let server = UnixSocketServer(configuration: serverConfiguration, dispatcher: dispatcher, logger: logger)
+        serverConfiguration.eventLoopThreads = configuration.eventLoopThreads
+        let server = UnixSocketServer(
+            configuration: serverConfiguration,
+            dispatcher: dispatcher,
+            tokens: tokens.cache,
+            clock: clock,
+            logger: logger
+        )
         // Services stop in reverse order: the server drains first, then the refresher stops.
         self.group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

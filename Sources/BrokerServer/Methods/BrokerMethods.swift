@@ -61,12 +61,9 @@ public struct BrokerMethods: Sendable {
     /// `token.get`: served from the cache without touching the actor while the token is fresh.
     func tokenGet(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let request = try Self.tenantAndRegion(try Self.reader(params, allowed: ["tenant", "region"]))
-        let cache = self.tokens.cache
         let now = self.tokens.clock.now()
-        if let key = TokenManager.pick(tenant: request.tenant, region: request.region, from: cache.regions(of: request.tenant)),
-            let token = cache.freshToken(for: key, now: now)
-        {
-            return Self.tokenResult(key: key, token: token, now: now)
+        if let served = self.tokens.cache.servable(tenant: request.tenant, region: request.region, now: now) {
+            return Self.tokenResult(key: served.key, token: served.token, now: now)
         }
         do throws(TokenError) {
             let key = try await self.tokens.resolve(tenant: request.tenant, region: request.region)

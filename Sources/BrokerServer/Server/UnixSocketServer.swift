@@ -26,6 +26,8 @@ public final class UnixSocketServer: Service, Sendable {
         public var maximumLineLength = 1 << 20
         public var drainTimeout: Double = 10
         public var socketMode: mode_t = 0o600
+        /// Event-loop threads for connections; nil shares NIO's process-wide group (one per core).
+        public var eventLoopThreads: Int?
 
         public init(socketPath: String) {
             self.socketPath = socketPath
@@ -34,7 +36,7 @@ public final class UnixSocketServer: Service, Sendable {
 
     struct Connection: Sendable {
         var peer: PeerCredentials
-        var channel: NIOAsyncChannel<InboundLine, ByteBuffer>
+        var channel: NIOAsyncChannel<ByteBuffer, SlowPathReply>
     }
 
     private struct OpenConnections {
@@ -44,17 +46,32 @@ public final class UnixSocketServer: Service, Sendable {
 
     public let configuration: Configuration
     private let dispatcher: RPCDispatcher
+    private let tokens: TokenCache
+    private let clock: any BrokerClock
     private let logger: Logger
     private let open = Mutex(OpenConnections())
 
-    public init(configuration: Configuration, dispatcher: RPCDispatcher, logger: Logger) {
+    /// - Parameters:
+    ///   - tokens: read directly by the event-loop fast path for `token.get`.
+    public init(configuration: Configuration, dispatcher: RPCDispatcher, tokens: TokenCache, clock: any BrokerClock, logger: Logger) {
         self.configuration = configuration
         self.dispatcher = dispatcher
+        self.tokens = tokens
+        self.clock = clock
         self.logger = logger
     }
 
     public func run() async throws {
-        let server = try await self.bind()
+        let group: MultiThreadedEventLoopGroup
+        if let threads = self.configuration.eventLoopThreads {
+            group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        } else {
+            group = .singleton
+        }
+        defer {
+            if group !== MultiThreadedEventLoopGroup.singleton { group.shutdownGracefully { _ in } }
+        }
+        let server = try await self.bind(group: group)
         let path = self.configuration.socketPath
         self.logger.info("listening", metadata: ["socket": "\(path)"])
         defer { unlink(path) }
@@ -72,7 +89,7 @@ public final class UnixSocketServer: Service, Sendable {
         self.logger.info("stopped serving", metadata: ["socket": "\(path)"])
     }
 
-    private func bind() async throws -> NIOAsyncChannel<Connection, Never> {
+    private func bind(group: MultiThreadedEventLoopGroup) async throws -> NIOAsyncChannel<Connection, Never> {
         let path = self.configuration.socketPath
         // Only a stale socket may be replaced; anything else at the path is the user's file.
         var existing = stat()
@@ -85,7 +102,8 @@ public final class UnixSocketServer: Service, Sendable {
         defer { rmdir(staging) }
         let stagedSocket = staging + "/s"
         let maximumLineLength = self.configuration.maximumLineLength
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let (tokens, clock) = (self.tokens, self.clock)
+        let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
             // A client that half-closes after sending (as `socat` does on end of input) still gets
             // its replies; so does every connection whose input we close while draining.
@@ -93,11 +111,11 @@ public final class UnixSocketServer: Service, Sendable {
             .bind(unixDomainSocketPath: stagedSocket) { channel in
                 PeerCredentials.read(from: channel).flatMapThrowing { peer in
                     try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(BoundedLineDecoder(maximumLength: maximumLineLength))
+                        RequestLineHandler(maximumLineLength: maximumLineLength, cache: tokens, clock: clock)
                     )
                     return Connection(
                         peer: peer,
-                        channel: try NIOAsyncChannel<InboundLine, ByteBuffer>(wrappingChannelSynchronously: channel)
+                        channel: try NIOAsyncChannel<ByteBuffer, SlowPathReply>(wrappingChannelSynchronously: channel)
                     )
                 }
             }
@@ -128,18 +146,15 @@ public final class UnixSocketServer: Service, Sendable {
         self.logger.debug("connection opened", metadata: ["peer": "\(connection.peer)"])
         do {
             try await connection.channel.executeThenClose { inbound, outbound in
-                for try await frame in inbound {
-                    switch frame {
-                    case .line(let line):
-                        if let reply = await self.dispatcher.reply(toLine: Array(line.readableBytesView), context: context) {
-                            try await outbound.write(ByteBuffer(bytes: reply))
-                        }
-                    case .tooLong:
-                        let error = RPCError.invalidRequest("line longer than \(self.configuration.maximumLineLength) bytes; closing")
-                        try await outbound.write(ByteBuffer(bytes: RPCResponse.line(RPCResponse.failure(id: .null, error: error))))
-                        self.logger.info("closed a connection that sent an over-long line", metadata: ["peer": "\(connection.peer)"])
-                        return
+                do {
+                    for try await line in inbound {
+                        let reply = await self.dispatcher.reply(toLine: Array(line.readableBytesView), context: context)
+                        try await outbound.write(SlowPathReply(bytes: reply))
                     }
+                } catch is LineTooLongError {
+                    let error = RPCError.invalidRequest("line longer than \(self.configuration.maximumLineLength) bytes; closing")
+                    try await outbound.write(SlowPathReply(bytes: RPCResponse.line(RPCResponse.failure(id: .null, error: error))))
+                    self.logger.info("closed a connection that sent an over-long line", metadata: ["peer": "\(connection.peer)"])
                 }
             }
         } catch {

@@ -1,0 +1,90 @@
+import BrokerCore
+import NIOCore
+
+/// A line exceeded the cap; raised through the pipeline so the connection answers and closes.
+public struct LineTooLongError: Error, Sendable {}
+
+/// What the general (async) path hands back for each line it was given: the reply line, or nil when
+/// nothing is owed (notifications). Exactly one per line, so this handler knows when it is idle.
+public struct SlowPathReply: Sendable {
+    public var bytes: [UInt8]?
+}
+
+/// The connection's first handler: splits the byte stream into lines, and answers `token.get` for a
+/// fresh cached token right on the event loop (no hop to the cooperative pool, no JSON tree, one
+/// lock, a pre-encoded reply), flushing once per read batch.
+///
+/// Every other line goes on to the general path. While any line of this connection is still with
+/// the general path, every line follows it there, so replies keep their request order.
+final class RequestLineHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = SlowPathReply
+    typealias OutboundOut = ByteBuffer
+
+    private var splitter: LineSplitter
+    private let cache: TokenCache
+    private let clock: any BrokerClock
+    private var linesWithGeneralPath = 0
+    private var unflushed = false
+    private var closing = false
+
+    init(maximumLineLength: Int, cache: TokenCache, clock: any BrokerClock) {
+        self.splitter = LineSplitter(maximumLength: maximumLineLength)
+        self.cache = cache
+        self.clock = clock
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.closing else { return }
+        var bytes = Self.unwrapInboundIn(data)
+        self.splitter.append(&bytes)
+        while true {
+            switch self.splitter.next() {
+            case .needMoreData:
+                return
+            case .tooLong:
+                self.closing = true
+                context.fireErrorCaught(LineTooLongError())
+                return
+            case .line(let line):
+                if self.linesWithGeneralPath == 0, let reply = self.fastReply(to: line, allocator: context.channel.allocator) {
+                    context.write(Self.wrapOutboundOut(reply), promise: nil)
+                    self.unflushed = true
+                } else {
+                    self.linesWithGeneralPath += 1
+                    context.fireChannelRead(Self.wrapInboundOut(line))
+                }
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if self.unflushed {
+            self.unflushed = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // The over-long-line error reply answers no forwarded line; the connection closes after it.
+        self.linesWithGeneralPath = max(0, self.linesWithGeneralPath - 1)
+        guard let bytes = Self.unwrapOutboundIn(data).bytes else {
+            promise?.succeed(())
+            return
+        }
+        context.write(Self.wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: promise)
+    }
+
+    private func fastReply(to line: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        guard let request = line.withUnsafeReadableBytes({ FastTokenRequest.parse($0) }) else { return nil }
+        let now = self.clock.now()
+        guard let served = self.cache.servable(tenant: request.tenant, region: request.region, now: now),
+            let fragments = served.fragments
+        else { return nil }
+        var buffer = allocator.buffer(capacity: fragments.head.count + fragments.tail.count + request.id.count + 32)
+        FastTokenReply.write(id: request.id, fragments: fragments, expiresIn: max(0, Int64(served.token.expiresAt - now)), into: &buffer)
+        return buffer
+    }
+}

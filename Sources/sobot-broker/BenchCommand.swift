@@ -1,0 +1,138 @@
+import ArgumentParser
+import BrokerCore
+import BrokerServer
+import Foundation
+import NIOPosix
+import SobotSimulator
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure token.get throughput, latency and daemon memory, self-contained or against --socket."
+    )
+
+    @Option(help: "Tenants to create and spread requests over (self-contained mode).")
+    var tenants: Int = 1
+
+    @Option(help: "Concurrent connections, each in a closed loop.")
+    var connections: Int = 64
+
+    @Option(help: "Seconds of load.")
+    var duration: Double = 5
+
+    @Option(help: "Method to call: token.get or broker.health.")
+    var method: String = "token.get"
+
+    @Option(help: "Aim at a running daemon's socket instead of starting one.")
+    var socket: String?
+
+    @Option(help: "Lifetime of the simulator's tokens in seconds (self-contained mode); short ones keep refreshes running underneath, for soak runs.")
+    var tokenTtl: Double = 86_400
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard (1...1_000_000).contains(self.tenants) else { throw ValidationError("--tenants must be 1-1000000") }
+        guard (1...4096).contains(self.connections) else { throw ValidationError("--connections must be 1-4096") }
+        guard self.duration > 0 else { throw ValidationError("--duration must be positive") }
+        guard ["token.get", "broker.health"].contains(self.method) else { throw ValidationError("--method must be token.get or broker.health") }
+        guard self.tokenTtl >= 2 else { throw ValidationError("--token-ttl must be at least 2 seconds") }
+    }
+
+    func run() async throws {
+        if let socket = self.socket {
+            let tenants = try await Self.offload { try Self.tenantIDs(socket: socket) }
+            try await self.measure(socket: socket, tenants: tenants, startup: nil)
+        } else {
+            let target = try await BenchTarget.start(tenants: self.tenants, tokenTTL: self.tokenTtl, progress: !self.json)
+            do {
+                try await self.measure(socket: target.socket, tenants: target.tenantIDs, startup: target.startupSeconds)
+            } catch {
+                await target.stop()
+                throw error
+            }
+            await target.stop()
+        }
+    }
+
+    private func measure(socket: String, tenants: [String], startup: Double?) async throws {
+        guard !tenants.isEmpty || self.method != "token.get" else { throw CLIError("the daemon has no tenants to ask for") }
+        let lines: [[UInt8]] = self.method == "token.get"
+            ? tenants.map { Array(#"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":"\#($0)"}}"#.utf8) + [0x0a] }
+            : [Array(#"{"jsonrpc":"2.0","id":1,"method":"broker.health"}"#.utf8) + [0x0a]]
+        let generator = LoadGenerator(
+            socketPath: socket,
+            connections: self.connections,
+            seconds: self.duration,
+            request: { connection, sequence in lines[(connection &* 7919 &+ sequence) % lines.count] },
+            isSuccess: self.method == "token.get" ? LoadGenerator.isUnexpiredToken : LoadGenerator.hasResult
+        )
+        let pid = try? BrokerConnection(socketPath: socket).peerProcessID
+        // Resident memory once warmed up (after a fifth of the run), and at the end.
+        let warmRSS = Task { () -> Int? in
+            try? await Task.sleep(for: .milliseconds(Int64(self.duration * 200)))
+            return pid.flatMap(Self.residentBytes(pid:))
+        }
+        let report = try await Self.offload { try generator.run() }
+        let memory = Memory(warm: await warmRSS.value, final: pid.flatMap(Self.residentBytes(pid:)))
+        self.print(report, tenants: tenants.count, memory: memory, startup: startup)
+    }
+
+    struct Memory {
+        var warm: Int?
+        var final: Int?
+
+        var growth: Double? {
+            guard let warm, let final, warm > 0 else { return nil }
+            return Double(final - warm) / Double(warm)
+        }
+    }
+
+    private func print(_ report: LoadGenerator.Report, tenants: Int, memory: Memory, startup: Double?) {
+        if self.json {
+            var object: [String: JSONValue] = [
+                "method": .string(self.method), "connections": .integer(Int64(self.connections)),
+                "duration_s": .double(report.seconds), "tenants": .integer(Int64(tenants)),
+                "requests": .integer(Int64(report.requests)), "errors": .integer(Int64(report.errors)),
+                "rps": .integer(Int64(report.requestsPerSecond)), "p50_us": .integer(Int64(report.percentile(0.5))),
+                "p99_us": .integer(Int64(report.percentile(0.99))), "p999_us": .integer(Int64(report.percentile(0.999))),
+            ]
+            if let rss = memory.final { object["daemon_rss_bytes"] = .integer(Int64(rss)) }
+            if let growth = memory.growth { object["rss_growth_after_warmup"] = .double(growth) }
+            if let startup { object["startup_s"] = .double(startup) }
+            Swift.print(JSONWriter.prettyString(.object(object)))
+            return
+        }
+        Swift.print("\(self.method): \(self.connections) connections, \(String(format: "%.1f", report.seconds)) s, \(tenants) tenants")
+        Swift.print("throughput  \(Int(report.requestsPerSecond)) requests/s")
+        Swift.print("latency     p50 \(report.percentile(0.5)) µs, p99 \(report.percentile(0.99)) µs, p999 \(report.percentile(0.999)) µs")
+        Swift.print("errors      \(report.errors) of \(report.requests)\(self.method == "token.get" ? " (an error includes any token served at or past expiry)" : "")")
+        if let rss = memory.final {
+            let growth = memory.growth.map { String(format: " (%+.1f%% since warm-up)", $0 * 100) } ?? ""
+            Swift.print("daemon RSS  \(String(format: "%.1f", Double(rss) / 1_048_576)) MiB\(growth)")
+        }
+        if let startup { Swift.print("startup     \(String(format: "%.2f", startup)) s from launch to serving \(tenants) persisted tokens") }
+    }
+
+    static func tenantIDs(socket: String) throws -> [String] {
+        guard case .success(let listing) = try BrokerClient(socketPath: socket).call("tenant.list") else {
+            throw CLIError("tenant.list failed on \(socket)")
+        }
+        return (listing["tenants"]?.arrayValue ?? []).compactMap { tenant in
+            (tenant["regions"]?.arrayValue?.count == 1) ? tenant["id"]?.stringValue : nil
+        }
+    }
+
+    static func residentBytes(pid: Int32) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { return nil }
+        return kilobytes * 1024
+    }
+
+    static func offload<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
+        try await NIOThreadPool.singleton.runIfActive(body)
+    }
+}

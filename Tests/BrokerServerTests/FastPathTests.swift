@@ -1,0 +1,110 @@
+import BrokerCore
+import NIOCore
+import Testing
+
+@testable import BrokerServer
+
+@Suite struct FastPathTests {
+    static func parse(_ line: String) -> FastTokenRequest? {
+        Array(line.utf8).withUnsafeBytes { FastTokenRequest.parse($0) }
+    }
+
+    static func fastLine(_ request: FastTokenRequest, key: TokenKey, token: LiveToken, now: Double) -> [UInt8] {
+        var buffer = ByteBuffer()
+        FastTokenReply.write(
+            id: request.id,
+            fragments: FastTokenReply.fragments(key: key, token: token),
+            expiresIn: max(0, Int64(token.expiresAt - now)),
+            into: &buffer
+        )
+        return Array(buffer.readableBytesView)
+    }
+
+    static func generalLine(_ line: String, key: TokenKey, token: LiveToken, now: Double) throws -> [UInt8] {
+        let id = try #require(try JSONParser.parse(Array(line.utf8))["id"])
+        return RPCResponse.line(RPCResponse.success(id: id, result: BrokerMethods.tokenResult(key: key, token: token, now: now)))
+    }
+
+    @Test(arguments: [
+        #"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":"acme","region":"sg"}}"#,
+        #"{"jsonrpc":"2.0","id":-42,"method":"token.get","params":{"tenant":"acme"}}"#,
+        #"{"id":123456789012345678,"params":{"region":"sg","tenant":"acme"},"method":"token.get","jsonrpc":"2.0"}"#,
+        #" { "method" : "token.get" , "jsonrpc":"2.0", "id" : "req-7 a_b" , "params" : { "tenant" : "acme" } } "#,
+        #"{"jsonrpc":"2.0","id":"","method":"token.get","params":{"tenant":"acme"}}"#,
+        #"{"jsonrpc":"2.0","id":0,"method":"token.get","params":{"tenant":"acme"}}"#,
+    ])
+    func fastRepliesEqualTheGeneralPathByteForByte(_ line: String) throws {
+        let request = try #require(Self.parse(line))
+        #expect(request.tenant == "acme")
+        let key = TokenKey(tenant: "acme", region: "sg")
+        for token in [
+            LiveToken(value: "4ac37cb2e9c740dba4b75a34d5358802", issuedAt: 1_800_000_000, expiresAt: 1_800_086_400),
+            LiveToken(value: "odd \"token\" \\ with \u{01} and é", issuedAt: 1_800_000_000.5, expiresAt: 1_800_000_020.75),
+        ] {
+            for now in [1_800_000_001.0, 1_800_000_019.9, 1_800_086_399.999] {
+                #expect(Self.fastLine(request, key: key, token: token, now: now) == (try Self.generalLine(line, key: key, token: token, now: now)))
+            }
+        }
+    }
+
+    @Test(arguments: [
+        #"{"jsonrpc":"2.0","method":"token.get","params":{"tenant":"acme"}}"#,
+        #"{"jsonrpc":"2.0","id":1.0,"method":"token.get","params":{"tenant":"acme"}}"#,
+        #"{"jsonrpc":"2.0","id":01,"method":"token.get","params":{"tenant":"acme"}}"#,
+        #"{"jsonrpc":"2.0","id":-0,"method":"token.get","params":{"tenant":"acme"}}"#,
+        #"{"jsonrpc":"2.0","id":1e3,"method":"token.get","params":{"tenant":"acme"}}"#,
+        #"{"jsonrpc":"2.0","id":1234567890123456789,"method":"token.get","params":{"tenant":"acme"}}"#,
+        #"{"jsonrpc":"2.0","id":null,"method":"token.get","params":{"tenant":"acme"}}"#,
+        #"{"jsonrpc":"2.0","id":"a\"b","method":"token.get","params":{"tenant":"acme"}}"#,
+        #"{"jsonrpc":"2.0","id":"é","method":"token.get","params":{"tenant":"acme"}}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":"ac\u006de"}}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":"acme","extra":1}}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":"acme","tenant":"other"}}"#,
+        #"{"jsonrpc":"2.0","id":1,"id":2,"method":"token.get","params":{"tenant":"acme"}}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":"acme"},"x":1}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":"acme"}} trailing"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":""}}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{}}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"token.get","params":["acme"]}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"token.get"}"#,
+        #"{"jsonrpc":"1.0","id":1,"method":"token.get","params":{"tenant":"acme"}}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"token.invalidate","params":{"tenant":"acme"}}"#,
+        #"[{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":"acme"}}]"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":5}}"#,
+    ])
+    func anythingUnusualIsLeftToTheGeneralPath(_ line: String) {
+        #expect(Self.parse(line) == nil)
+    }
+}
+
+@Suite struct LineSplitterTests {
+    static func lines(_ chunks: [String], maximum: Int = 64) -> [String] {
+        var splitter = LineSplitter(maximumLength: maximum)
+        var out: [String] = []
+        for chunk in chunks {
+            var buffer = ByteBuffer(string: chunk)
+            splitter.append(&buffer)
+            loop: while true {
+                switch splitter.next() {
+                case .line(let line): out.append(String(buffer: line))
+                case .needMoreData: break loop
+                case .tooLong:
+                    out.append("<too long>")
+                    break loop
+                }
+            }
+        }
+        return out
+    }
+
+    @Test func splitsAcrossReadsAndDropsCarriageReturns() {
+        #expect(Self.lines(["a\nb", "c\r\n", "\n", "d"]) == ["a", "bc", ""])
+        #expect(Self.lines(["abc", "def", "\nxyz\n"]) == ["abcdef", "xyz"])
+    }
+
+    @Test func refusesOverlongLinesWithOrWithoutANewline() {
+        #expect(Self.lines([String(repeating: "x", count: 65) + "\n"]) == ["<too long>"])
+        #expect(Self.lines([String(repeating: "x", count: 40), String(repeating: "x", count: 40)]) == ["<too long>"])
+        #expect(Self.lines([String(repeating: "x", count: 64) + "\nok\n"]) == [String(repeating: "x", count: 64), "ok"])
+    }
+}
