@@ -21,6 +21,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Background token fetches in flight at once per region.")
     var backgroundConcurrency: Int = 4
 
+    @Option(help: "Make the socket 0660 and owned by this group, so its members can connect (access rules still apply).")
+    var socketGroup: String?
+
     @Option(help: "Event-loop threads serving connections (default: one per core).")
     var threads: Int?
 
@@ -52,6 +55,10 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.enabledModules = self.enabledModules
         configuration.drainTimeout = self.drainTimeout
         configuration.eventLoopThreads = self.threads
+        if let name = self.socketGroup {
+            guard let group = getgrnam(name) else { throw CLIError("no such group: \(name)") }
+            configuration.socketGroup = group.pointee.gr_gid
+        }
         configuration.policy.backgroundRatePerRegion = self.backgroundRate
         configuration.policy.backgroundConcurrencyPerRegion = self.backgroundConcurrency
         let daemon = try await BrokerDaemon(configuration: configuration, logger: logger)

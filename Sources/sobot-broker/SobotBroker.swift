@@ -8,7 +8,7 @@ struct SobotBroker: AsyncParsableCommand {
         abstract: "Holds one live Sobot token per (tenant, region) and serves it to local processes.",
         version: BrokerVersion.current,
         subcommands: [
-            InitCommand.self, TenantCommand.self, KeyCommand.self, ServeCommand.self, TokenCommand.self,
+            InitCommand.self, TenantCommand.self, AccessCommand.self, KeyCommand.self, ServeCommand.self, TokenCommand.self,
             CallCommand.self, StatusCommand.self, SimulateCommand.self, DemoCommand.self, BenchCommand.self,
         ]
     )

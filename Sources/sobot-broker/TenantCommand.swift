@@ -58,7 +58,7 @@ struct TenantAddCommand: ParsableCommand {
             credentials: [CredentialDefinition(region: self.region, appid: self.appid, appKey: appKey)]
         )
         let report = try store.upsert([definition], now: Clock.unixNow)
-        print("\(report.tenantsAdded == 1 ? "added" : "updated") \(self.id)/\(self.region) (appid \(self.appid))")
+        print("\(report.tenantsAdded == 1 ? "added" : "updated") \(self.id)/\(self.region) (appid \(self.appid))\(DaemonNotice.reload(self.options))")
     }
 
     private func readAppKey() throws -> String {
@@ -97,7 +97,7 @@ struct TenantImportCommand: ParsableCommand {
         let store = try self.options.brokerHome.openStore()
         let report = try store.upsert(definitions, now: Clock.unixNow, dryRun: self.dryRun)
         let summary = "\(definitions.count) tenants (\(report.tenantsAdded) new, \(report.tenantsUpdated) updated), \(report.credentialsWritten) credentials"
-        print(self.dryRun ? "dry run: would import \(summary); nothing written" : "imported \(summary)")
+        print(self.dryRun ? "dry run: would import \(summary); nothing written" : "imported \(summary)\(DaemonNotice.reload(self.options))")
     }
 }
 
@@ -150,6 +150,6 @@ struct TenantRemoveCommand: ParsableCommand {
     func run() throws {
         let removed = try self.options.brokerHome.openStore().remove(tenant: self.id, region: self.region)
         let target = self.region.map { "\(self.id)/\($0)" } ?? self.id
-        print("removed \(target) (\(removed) credential\(removed == 1 ? "" : "s"))")
+        print("removed \(target) (\(removed) credential\(removed == 1 ? "" : "s"))\(DaemonNotice.reload(self.options))")
     }
 }

@@ -34,14 +34,26 @@ public func runBroker(_ arguments: [String], environment: [String: String] = [:]
     }
 }
 
+/// Runs `sobot-broker` as another user and group (through `setpriv`; the caller must be root).
+public func runBrokerAs(uid: UInt32, gid: UInt32, _ arguments: [String]) async throws -> CommandResult {
+    try await onThread {
+        let process = BrokerProcess(
+            ["--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", BrokerExecutable.path] + arguments,
+            executable: "/usr/bin/setpriv"
+        )
+        try process.start()
+        return process.waitForExit()
+    }
+}
+
 /// A `sobot-broker` child process. Its output goes to files (a daemon's log must never block on a
 /// full pipe) that are read once it exits.
 public final class BrokerProcess: @unchecked Sendable {
     public let process = Process()
     private let outputDirectory = TemporaryDirectory("out")
 
-    public init(_ arguments: [String], environment: [String: String] = [:]) {
-        self.process.executableURL = URL(fileURLWithPath: BrokerExecutable.path)
+    public init(_ arguments: [String], environment: [String: String] = [:], executable: String = BrokerExecutable.path) {
+        self.process.executableURL = URL(fileURLWithPath: executable)
         self.process.arguments = arguments
         var merged = ProcessInfo.processInfo.environment
         for key in merged.keys where key.hasPrefix("SOBOT_BROKER_") { merged[key] = nil }

@@ -10,15 +10,20 @@ public final class RunningDaemon: @unchecked Sendable {
     public let port: Int
     public var process: BrokerProcess?
 
+    public let socketOverride: String?
     public var home: String { self.directory.file("home") }
-    public var socket: String { self.home + "/broker.sock" }
+    public var socket: String { self.socketOverride ?? self.home + "/broker.sock" }
     public var environment: [String: String] {
-        ["SOBOT_BROKER_HOME": self.home, "SOBOT_BROKER_REGION_URLS": "sg=http://127.0.0.1:\(self.port),us=http://127.0.0.1:\(self.port)"]
+        var environment = ["SOBOT_BROKER_HOME": self.home, "SOBOT_BROKER_REGION_URLS": "sg=http://127.0.0.1:\(self.port),us=http://127.0.0.1:\(self.port)"]
+        if let socket = self.socketOverride { environment["SOBOT_BROKER_SOCKET"] = socket }
+        return environment
     }
 
     /// Initialises a home with `tenants` tenants (`t0`…, region sg, appids `app0`…) and starts the daemon.
-    public init(tenants: Int = 3, tokenTTL: Double = 3600, start: Bool = true, extraArguments: [String] = []) async throws {
+    /// - Parameter socket: a socket path outside the home (which is 0700), for other users to reach.
+    public init(tenants: Int = 3, tokenTTL: Double = 3600, start: Bool = true, socket: String? = nil, extraArguments: [String] = []) async throws {
         self.directory = TemporaryDirectory("d")
+        self.socketOverride = socket
         self.simulator = SobotSimulator(tokenTTL: tokenTTL)
         self.port = try await self.simulator.start()
         let initialized = try await runBroker(["init"], environment: self.environment)

@@ -26,7 +26,20 @@ enum Schema {
             PRIMARY KEY (tenant_id, region),
             FOREIGN KEY (tenant_id, region) REFERENCES credentials(tenant_id, region) ON DELETE CASCADE
         ) WITHOUT ROWID;
+        """,
+        // v2: a revision per credential, so a running daemon can tell a replaced key; access rules.
         """
+        ALTER TABLE credentials ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+        CREATE TABLE access_rules (
+            id INTEGER PRIMARY KEY,
+            subject_kind TEXT NOT NULL CHECK (subject_kind IN ('uid', 'gid')),
+            subject_id INTEGER NOT NULL,
+            tenant TEXT NOT NULL,
+            methods TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            UNIQUE (subject_kind, subject_id, tenant)
+        );
+        """,
     ]
 
     /// Applies every migration the database has not seen yet, each in its own transaction.

@@ -77,7 +77,8 @@ public final class TenantStore: Sendable {
             """
             INSERT INTO credentials (tenant_id, region, appid, app_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (tenant_id, region) DO UPDATE
-            SET appid = excluded.appid, app_key = excluded.app_key, updated_at = excluded.updated_at
+            SET appid = excluded.appid, app_key = excluded.app_key, updated_at = excluded.updated_at,
+                revision = credentials.revision + 1
             """
         )
         let deleteToken = try connection.statement("DELETE FROM tokens WHERE tenant_id = ? AND region = ?")
@@ -171,6 +172,42 @@ public final class TenantStore: Sendable {
             try state.connection.statement("SELECT tenant_id, region FROM credentials ORDER BY tenant_id, region")
                 .forEachRow { keys.append(TokenKey(tenant: $0.text(0), region: $0.text(1))) }
             return keys
+        }
+    }
+
+    /// Every credential's revision (it grows each time the credential is replaced), for reloads that
+    /// must notice a new key without opening any secret.
+    public func credentialRevisions() throws -> [TokenKey: Int64] {
+        try self.state.withLock { state in
+            var revisions: [TokenKey: Int64] = [:]
+            try state.connection.statement("SELECT tenant_id, region, revision FROM credentials")
+                .forEachRow { revisions[TokenKey(tenant: $0.text(0), region: $0.text(1))] = $0.int64(2) }
+            return revisions
+        }
+    }
+
+    /// SQLite's `data_version`: changes whenever another connection (another process) commits.
+    public func dataVersion() throws -> Int64 {
+        try self.state.withLock { state in
+            var version: Int64 = 0
+            try state.connection.statement("PRAGMA data_version").forEachRow { version = $0.int64(0) }
+            return version
+        }
+    }
+
+    /// The stored token for one key, if unexpired at `now` and readable.
+    public func token(for key: TokenKey, expiringAfter now: Int64) throws -> StoredToken? {
+        try self.state.withLock { state -> StoredToken? in
+            var found: StoredToken?
+            try state.connection.statement(
+                "SELECT token, issued_at, expires_at FROM tokens WHERE tenant_id = ? AND region = ? AND expires_at > ?"
+            ).forEachRow([.text(key.tenant), .text(key.region), .integer(now)]) { row in
+                let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .token)
+                if let value = try? state.sealer.openString(row.blob(0), for: binding) {
+                    found = StoredToken(key: key, value: value, issuedAt: row.int64(1), expiresAt: row.int64(2))
+                }
+            }
+            return found
         }
     }
 

@@ -79,6 +79,15 @@ public final class TokenCache: Sendable {
         }
     }
 
+    /// Stops serving `key`'s token (its credential changed) while keeping the key known.
+    func clearToken(_ key: TokenKey) {
+        self.contents.withLock { tenants in
+            guard let index = tenants[key.tenant]?.firstIndex(where: { $0.region == key.region }) else { return }
+            tenants[key.tenant]![index].token = nil
+            tenants[key.tenant]![index].fragments = nil
+        }
+    }
+
     func track(_ key: TokenKey) {
         self.contents.withLock { tenants in
             var slots = tenants[key.tenant] ?? []

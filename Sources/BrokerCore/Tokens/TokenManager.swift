@@ -23,6 +23,8 @@ public actor TokenManager: Service {
     private typealias Fetch = Task<Result<LiveToken, TokenError>, Never>
 
     private struct Slot {
+        /// The credential's revision in the store when this slot last (re)loaded it.
+        var revision: Int64
         var token: LiveToken?
         var fetch: Fetch?
         /// When the refresher should fetch next; nil while the key waits in its region's queue.
@@ -72,37 +74,63 @@ public actor TokenManager: Service {
     }
 
     /// Brings the tracked keys in line with the store: new credentials are tracked and acquired,
-    /// removed ones stop being served at once.
+    /// removed ones stop being served at once, and a replaced credential forgets its failures (and its
+    /// token, if the store dropped it because the appid changed).
     public func reload() async throws {
         let store = self.store
         let now = self.clock.now()
-        let (keys, loaded) = try await NIOThreadPool.singleton.runIfActive {
-            (try store.credentialKeys(), try store.loadTokens(expiringAfter: Int64(now)))
-        }
-        let current = Set(keys)
-        for key in self.slots.keys where !current.contains(key) {
+        let revisions = try await NIOThreadPool.singleton.runIfActive { try store.credentialRevisions() }
+        for key in self.slots.keys where revisions[key] == nil {
             self.forget(key)
         }
-        var added: [TokenKey] = []
-        for key in keys where self.slots[key] == nil {
-            self.slots[key] = Slot()
+        let changed = revisions.filter { key, revision in self.slots[key].map { $0.revision != revision } ?? false }
+        let added = revisions.filter { key, _ in self.slots[key] == nil }
+        for (key, revision) in added {
+            self.slots[key] = Slot(revision: revision)
             self.cache.track(key)
-            added.append(key)
         }
-        let addedSet = Set(added)
-        for stored in loaded.tokens where addedSet.contains(stored.key) {
-            let token = LiveToken(value: stored.value, issuedAt: Double(stored.issuedAt), expiresAt: Double(stored.expiresAt))
-            self.adopt(token, for: stored.key, now: now)
+        let reread = Array(changed.keys) + Array(added.keys)
+        let stored: [StoredToken]
+        if added.count > 256 {
+            let wanted = Set(reread)
+            let loaded = try await NIOThreadPool.singleton.runIfActive { try store.loadTokens(expiringAfter: Int64(now)) }
+            stored = loaded.tokens.filter { wanted.contains($0.key) }
+            if !loaded.unreadable.isEmpty {
+                self.logger.warning("stored tokens could not be opened; fetching new ones", metadata: ["count": "\(loaded.unreadable.count)"])
+            }
+        } else {
+            stored = try await NIOThreadPool.singleton.runIfActive {
+                try reread.compactMap { try store.token(for: $0, expiringAfter: Int64(now)) }
+            }
         }
-        for key in added where self.slots[key]?.token == nil {
+        let storedByKey = Dictionary(stored.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
+        var retryNow: [TokenKey] = []
+        for (key, revision) in changed {
+            guard var slot = self.slots[key] else { continue }
+            if slot.failures > 0 { retryNow.append(key) }
+            slot.revision = revision
+            slot.failures = 0
+            slot.blockedUntil = nil
+            slot.lastError = nil
+            if storedByKey[key]?.value != slot.token?.value {
+                slot.token = nil
+                self.cache.clearToken(key)
+            }
+            self.slots[key] = slot
+        }
+        for key in reread where self.slots[key]?.token == nil {
+            if let token = storedByKey[key] {
+                self.adopt(LiveToken(value: token.value, issuedAt: Double(token.issuedAt), expiresAt: Double(token.expiresAt)), for: key, now: now)
+            } else {
+                self.schedule(key, at: now)
+            }
+        }
+        for key in retryNow where self.slots[key]?.token != nil {
             self.schedule(key, at: now)
-        }
-        if !loaded.unreadable.isEmpty {
-            self.logger.warning("stored tokens could not be opened; fetching new ones", metadata: ["count": "\(loaded.unreadable.count)"])
         }
         self.logger.info(
             "token engine loaded",
-            metadata: ["credentials": "\(keys.count)", "tokens_reused": "\(loaded.tokens.count)", "added": "\(added.count)"]
+            metadata: ["credentials": "\(revisions.count)", "added": "\(added.count)", "changed": "\(changed.count)", "tokens_reused": "\(stored.count)"]
         )
     }
 
@@ -138,7 +166,8 @@ public actor TokenManager: Service {
         }
         for region in storedRegions where self.slots[TokenKey(tenant: tenant, region: region)] == nil {
             let key = TokenKey(tenant: tenant, region: region)
-            self.slots[key] = Slot()
+            // Revision 0 marks "found on demand": the next reload records the real one.
+            self.slots[key] = Slot(revision: 0)
             self.cache.track(key)
         }
         if let key = TokenKey.pick(tenant: tenant, region: region, from: storedRegions) { return key }

@@ -14,6 +14,7 @@ public final class BrokerDaemon: Sendable {
         public var enabledModules: Set<String>?
         public var drainTimeout: Double = 10
         public var eventLoopThreads: Int?
+        public var socketGroup: UInt32?
 
         public init(paths: BrokerPaths, regions: RegionDirectory) {
             self.paths = paths
@@ -50,30 +51,38 @@ public final class BrokerDaemon: Sendable {
             try? await client.shutdown()
             throw error
         }
+        let access = try AccessControl.load(from: store)
+        let audit = AuditLog(path: configuration.paths.home + "/audit.log", logger: logger)
         let upstream = BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger)
         let dispatcher = RPCDispatcher(
-            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry).handlers,
+            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access).handlers,
             registry: registry,
             moduleContext: ModuleContext(upstream: upstream, logger: logger, clock: clock),
+            access: access,
+            audit: audit,
             logger: logger
         )
         var serverConfiguration = UnixSocketServer.Configuration(socketPath: configuration.paths.socket)
         serverConfiguration.drainTimeout = configuration.drainTimeout
         serverConfiguration.eventLoopThreads = configuration.eventLoopThreads
+        serverConfiguration.socketGroup = configuration.socketGroup
         let server = UnixSocketServer(
             configuration: serverConfiguration,
             dispatcher: dispatcher,
             tokens: tokens.cache,
             clock: clock,
+            access: access,
+            audit: audit,
             logger: logger
         )
-        // Services stop in reverse order: the server drains first, then the refresher stops.
+        let watcher = StoreWatcher(store: store, tokens: tokens, access: access, logger: logger)
+        // Services stop in reverse order: the server drains first, then the watcher, then the audit
+        // log writes what the last requests recorded, then the refresher stops.
         self.group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [
-                    .init(service: tokens, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-                    .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-                ],
+                services: ([tokens, audit, watcher, server] as [any Service]).map { service in
+                    .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+                },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

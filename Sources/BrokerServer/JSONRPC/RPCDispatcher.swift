@@ -21,12 +21,23 @@ public final class RPCDispatcher: Sendable {
     private let handlers: [String: Handler]
     private let registry: ModuleRegistry
     private let moduleContext: ModuleContext
+    private let access: AccessControl
+    private let audit: AuditLog?
     private let logger: Logger
 
-    public init(handlers: [String: Handler], registry: ModuleRegistry, moduleContext: ModuleContext, logger: Logger) {
+    public init(
+        handlers: [String: Handler],
+        registry: ModuleRegistry,
+        moduleContext: ModuleContext,
+        access: AccessControl,
+        audit: AuditLog?,
+        logger: Logger
+    ) {
         self.handlers = handlers
         self.registry = registry
         self.moduleContext = moduleContext
+        self.access = access
+        self.audit = audit
         self.logger = logger
     }
 
@@ -74,15 +85,52 @@ public final class RPCDispatcher: Sendable {
         case .failure(let failure): return RPCResponse.failure(id: failure.id, error: failure.error)
         }
         let outcome: Result<JSONValue, RPCError>
-        do throws(RPCError) {
-            outcome = .success(try await self.call(request, context: context))
-        } catch {
-            outcome = .failure(error)
+        let scope = AccessPolicy.Scope(params: request.params)
+        if self.access.allows(context.peer, method: request.method, scope: scope) {
+            do throws(RPCError) {
+                outcome = .success(try await self.call(request, context: context))
+            } catch {
+                outcome = .failure(error)
+            }
+        } else {
+            outcome = .failure(
+                RPCError(
+                    code: RPCError.permissionDeniedCode,
+                    message: "permission denied: uid \(context.peer.uid) may not call \(request.method)\(Self.describe(scope))"
+                )
+            )
         }
+        self.auditCall(request, peer: context.peer, outcome: outcome)
         guard let id = request.id else { return nil }
         switch outcome {
         case .success(let result): return RPCResponse.success(id: id, result: result)
         case .failure(let error): return RPCResponse.failure(id: id, error: error)
+        }
+    }
+
+    private static func describe(_ scope: AccessPolicy.Scope) -> String {
+        switch scope {
+        case .broker: ""
+        case .everyTenant: " for every tenant"
+        case .tenants(let tenants): " for tenant \(tenants.joined(separator: ", "))"
+        }
+    }
+
+    private func auditCall(_ request: RPCRequest, peer: PeerCredentials, outcome: Result<JSONValue, RPCError>) {
+        guard let audit = self.audit else { return }
+        let tenant: String?
+        switch request.params?["tenants"] {
+        case .string(let all)?: tenant = all
+        case .array(let list)?: tenant = list.compactMap(\.stringValue).joined(separator: ",")
+        default: tenant = request.params?["tenant"]?.stringValue
+        }
+        let region = request.params?["region"]?.stringValue
+        switch outcome {
+        case .success:
+            audit.record(peer: peer, method: request.method, tenant: tenant, region: region, outcome: .ok)
+        case .failure(let error):
+            let kind: AuditLog.Outcome = error.code == RPCError.permissionDeniedCode ? .denied : .error
+            audit.record(peer: peer, method: request.method, tenant: tenant, region: region, outcome: kind, code: error.code)
         }
     }
 

@@ -6,12 +6,14 @@ public struct BrokerMethods: Sendable {
     let tokens: TokenManager
     let store: TenantStore
     let registry: ModuleRegistry
+    let access: AccessControl
     let startedAt: ContinuousClock.Instant
 
-    public init(tokens: TokenManager, store: TenantStore, registry: ModuleRegistry) {
+    public init(tokens: TokenManager, store: TenantStore, registry: ModuleRegistry, access: AccessControl) {
         self.tokens = tokens
         self.store = store
         self.registry = registry
+        self.access = access
         self.startedAt = .now
     }
 
@@ -21,7 +23,8 @@ public struct BrokerMethods: Sendable {
             "broker.status": { params, _ throws(RPCError) in try await self.status(params) },
             "token.get": { params, _ throws(RPCError) in try await self.tokenGet(params) },
             "token.invalidate": { params, _ throws(RPCError) in try await self.tokenInvalidate(params) },
-            "tenant.list": { params, _ throws(RPCError) in try await self.tenantList(params) },
+            "tenant.list": { params, context throws(RPCError) in try await self.tenantList(params, peer: context.peer) },
+            "broker.reload": { params, _ throws(RPCError) in try await self.reload(params) },
             "module.list": { params, _ throws(RPCError) in
                 _ = try Self.reader(params, allowed: [])
                 return self.registry.listing
@@ -102,8 +105,25 @@ public struct BrokerMethods: Sendable {
         ]
     }
 
-    func tenantList(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+    /// `broker.reload`: re-reads credentials and access rules now (the daemon also notices changes by
+    /// itself within a few seconds).
+    func reload(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         _ = try Self.reader(params, allowed: [])
+        do {
+            try await self.tokens.reload()
+            try await self.access.reload(from: self.store)
+        } catch {
+            throw .internalError("reload failed: \(error)")
+        }
+        return [
+            "tenants": .integer(Int64(self.tokens.cache.tenantCount)),
+            "access_rules": .integer(Int64(self.access.current.rules.count)),
+        ]
+    }
+
+    func tenantList(_ params: JSONValue?, peer: PeerCredentials) async throws(RPCError) -> JSONValue {
+        _ = try Self.reader(params, allowed: [])
+        let policy = self.access.current
         let store = self.store
         let summaries: [TenantSummary]
         do {
@@ -113,7 +133,8 @@ public struct BrokerMethods: Sendable {
         }
         var states: [TokenKey: TokenStatus] = [:]
         for status in await self.tokens.statuses() { states[status.key] = status }
-        let tenants: [JSONValue] = summaries.map { tenant in
+        let visible = summaries.filter { policy.canSee(tenant: $0.id, uid: peer.uid, gid: peer.gid) }
+        let tenants: [JSONValue] = visible.map { tenant in
             var object: [String: JSONValue] = ["id": .string(tenant.id), "name": tenant.name.map(JSONValue.string) ?? .null]
             object["regions"] = .array(
                 tenant.regions.map { region in

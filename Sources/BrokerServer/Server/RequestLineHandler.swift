@@ -25,14 +25,36 @@ final class RequestLineHandler: ChannelDuplexHandler {
     private var splitter: LineSplitter
     private let cache: TokenCache
     private let clock: any BrokerClock
+    private let access: AccessControl
+    private let audit: AuditLog?
+    private let peer: PeerCredentials
+    private let peerIsOwner: Bool
     private var linesWithGeneralPath = 0
     private var unflushed = false
     private var closing = false
+    /// Fast-path successes not yet written to the audit log, and when they last were.
+    private var unaudited: [TokenKey: Int] = [:]
+    private var auditedAt: Double
 
-    init(maximumLineLength: Int, cache: TokenCache, clock: any BrokerClock) {
+    /// How often aggregated fast-path successes are handed to the audit log.
+    static let auditInterval = 60.0
+
+    init(
+        maximumLineLength: Int,
+        cache: TokenCache,
+        clock: any BrokerClock,
+        access: AccessControl,
+        audit: AuditLog?,
+        peer: PeerCredentials
+    ) {
         self.splitter = LineSplitter(maximumLength: maximumLineLength)
         self.cache = cache
         self.clock = clock
+        self.access = access
+        self.audit = audit
+        self.peer = peer
+        self.peerIsOwner = access.current.isOwner(uid: peer.uid)
+        self.auditedAt = clock.now()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -64,7 +86,24 @@ final class RequestLineHandler: ChannelDuplexHandler {
             self.unflushed = false
             context.flush()
         }
+        if !self.unaudited.isEmpty, self.clock.now() - self.auditedAt >= Self.auditInterval {
+            self.flushAudit()
+        }
         context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.flushAudit()
+        context.fireChannelInactive()
+    }
+
+    private func flushAudit() {
+        self.auditedAt = self.clock.now()
+        guard let audit = self.audit else { return }
+        for (key, count) in self.unaudited {
+            audit.record(peer: self.peer, method: "token.get", tenant: key.tenant, region: key.region, outcome: .ok, count: count)
+        }
+        self.unaudited.removeAll(keepingCapacity: true)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -78,11 +117,14 @@ final class RequestLineHandler: ChannelDuplexHandler {
     }
 
     private func fastReply(to line: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        guard let request = line.withUnsafeReadableBytes({ FastTokenRequest.parse($0) }) else { return nil }
+        guard let request = line.withUnsafeReadableBytes({ FastTokenRequest.parse($0) }),
+            self.access.allowsTokenGet(self.peer, tenant: request.tenant, isOwner: self.peerIsOwner)
+        else { return nil }
         let now = self.clock.now()
         guard let served = self.cache.servable(tenant: request.tenant, region: request.region, now: now),
             let fragments = served.fragments
         else { return nil }
+        self.unaudited[served.key, default: 0] += 1
         var buffer = allocator.buffer(capacity: fragments.head.count + fragments.tail.count + request.id.count + 32)
         FastTokenReply.write(id: request.id, fragments: fragments, expiresIn: max(0, Int64(served.token.expiresAt - now)), into: &buffer)
         return buffer

@@ -28,6 +28,8 @@ public final class UnixSocketServer: Service, Sendable {
         public var socketMode: mode_t = 0o600
         /// Event-loop threads for connections; nil shares NIO's process-wide group (one per core).
         public var eventLoopThreads: Int?
+        /// When set, the socket is mode 0660 and owned by this group, so its members can connect.
+        public var socketGroup: gid_t?
 
         public init(socketPath: String) {
             self.socketPath = socketPath
@@ -48,16 +50,28 @@ public final class UnixSocketServer: Service, Sendable {
     private let dispatcher: RPCDispatcher
     private let tokens: TokenCache
     private let clock: any BrokerClock
+    private let access: AccessControl
+    private let audit: AuditLog?
     private let logger: Logger
     private let open = Mutex(OpenConnections())
 
     /// - Parameters:
     ///   - tokens: read directly by the event-loop fast path for `token.get`.
-    public init(configuration: Configuration, dispatcher: RPCDispatcher, tokens: TokenCache, clock: any BrokerClock, logger: Logger) {
+    public init(
+        configuration: Configuration,
+        dispatcher: RPCDispatcher,
+        tokens: TokenCache,
+        clock: any BrokerClock,
+        access: AccessControl,
+        audit: AuditLog?,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.dispatcher = dispatcher
         self.tokens = tokens
         self.clock = clock
+        self.access = access
+        self.audit = audit
         self.logger = logger
     }
 
@@ -102,7 +116,7 @@ public final class UnixSocketServer: Service, Sendable {
         defer { rmdir(staging) }
         let stagedSocket = staging + "/s"
         let maximumLineLength = self.configuration.maximumLineLength
-        let (tokens, clock) = (self.tokens, self.clock)
+        let (tokens, clock, access, audit) = (self.tokens, self.clock, self.access, self.audit)
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
             // A client that half-closes after sending (as `socat` does on end of input) still gets
@@ -111,7 +125,14 @@ public final class UnixSocketServer: Service, Sendable {
             .bind(unixDomainSocketPath: stagedSocket) { channel in
                 PeerCredentials.read(from: channel).flatMapThrowing { peer in
                     try channel.pipeline.syncOperations.addHandler(
-                        RequestLineHandler(maximumLineLength: maximumLineLength, cache: tokens, clock: clock)
+                        RequestLineHandler(
+                            maximumLineLength: maximumLineLength,
+                            cache: tokens,
+                            clock: clock,
+                            access: access,
+                            audit: audit,
+                            peer: peer
+                        )
                     )
                     return Connection(
                         peer: peer,
@@ -119,7 +140,13 @@ public final class UnixSocketServer: Service, Sendable {
                     )
                 }
             }
-        guard chmod(stagedSocket, self.configuration.socketMode) == 0 else {
+        if let group = self.configuration.socketGroup, chown(stagedSocket, uid_t.max, group) != 0 {
+            let failure = SystemCallError("chown \(stagedSocket) to group \(group)")
+            try? await server.channel.close()
+            throw failure
+        }
+        let mode = self.configuration.socketGroup == nil ? self.configuration.socketMode : 0o660
+        guard chmod(stagedSocket, mode) == 0 else {
             let failure = SystemCallError("chmod \(stagedSocket)")
             try? await server.channel.close()
             throw failure

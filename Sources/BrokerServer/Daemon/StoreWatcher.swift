@@ -1,0 +1,42 @@
+import BrokerCore
+import Logging
+import NIOPosix
+import ServiceLifecycle
+
+/// Notices changes other processes commit to the database (the admin CLI adding, replacing or
+/// removing tenants, or changing access rules) and reloads the daemon's view, so onboarding needs
+/// no restart even when the CLI could not reach the daemon. Polls SQLite's `data_version`, which
+/// changes only on other connections' commits.
+public struct StoreWatcher: Service {
+    let store: TenantStore
+    let tokens: TokenManager
+    let access: AccessControl
+    let interval: Duration
+    let logger: Logger
+
+    public init(store: TenantStore, tokens: TokenManager, access: AccessControl, interval: Duration = .seconds(2), logger: Logger) {
+        self.store = store
+        self.tokens = tokens
+        self.access = access
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let store = self.store
+        var seen = try? await NIOThreadPool.singleton.runIfActive { try store.dataVersion() }
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: self.interval)
+            guard let version = try? await NIOThreadPool.singleton.runIfActive({ try store.dataVersion() }), version != seen else {
+                continue
+            }
+            seen = version
+            do {
+                try await self.tokens.reload()
+                try await self.access.reload(from: store)
+            } catch {
+                self.logger.error("reload after a database change failed; keeping the current view", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}

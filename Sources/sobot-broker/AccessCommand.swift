@@ -1,0 +1,108 @@
+import ArgumentParser
+import BrokerCore
+import Foundation
+
+struct AccessCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "access",
+        abstract: "Let other local users or groups call the daemon (by default only its own user and root can).",
+        subcommands: [Grant.self, List.self, Revoke.self]
+    )
+
+    /// `--uid | --gid | --user | --group`: exactly one.
+    struct SubjectOptions: ParsableArguments {
+        @Option(help: "A numeric user id.") var uid: UInt32?
+        @Option(help: "A numeric group id (matched against the caller's primary group).") var gid: UInt32?
+        @Option(help: "A user name.") var user: String?
+        @Option(help: "A group name (matched against the caller's primary group).") var group: String?
+
+        func validate() throws {
+            guard [self.uid != nil, self.gid != nil, self.user != nil, self.group != nil].filter({ $0 }).count == 1 else {
+                throw ValidationError("give exactly one of --uid, --gid, --user, --group")
+            }
+        }
+
+        func resolve() throws -> AccessRule.Subject {
+            if let uid = self.uid { return .uid(uid) }
+            if let gid = self.gid { return .gid(gid) }
+            if let user = self.user {
+                guard let entry = getpwnam(user) else { throw CLIError("no such user: \(user)") }
+                return .uid(entry.pointee.pw_uid)
+            }
+            guard let name = self.group, let entry = getgrnam(name) else { throw CLIError("no such group: \(self.group ?? "")") }
+            return .gid(entry.pointee.gr_gid)
+        }
+    }
+
+    struct Grant: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Allow a user or group to call methods for a tenant ('*' for all).")
+
+        @OptionGroup var options: HomeOptions
+        @OptionGroup var subject: SubjectOptions
+
+        @Option(help: "A tenant id, or '*' for every tenant.")
+        var tenant: String
+
+        @Option(help: "Comma-separated methods or namespaces, e.g. 'token.get,marketing.*' (default: token.get).")
+        var methods: String = "token.get"
+
+        func validate() throws {
+            guard self.tenant == "*" || Identifier.isValidTenantID(self.tenant) else { throw ValidationError("--tenant must be a tenant id or '*'") }
+            let patterns = self.patterns
+            guard !patterns.isEmpty, patterns.allSatisfy({ $0.allSatisfy { $0.isLetter || $0.isNumber || "._*-".contains($0) } }) else {
+                throw ValidationError("--methods must be a comma-separated list like 'token.get,marketing.*'")
+            }
+        }
+
+        var patterns: [String] { self.methods.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+
+        func run() throws {
+            let subject = try self.subject.resolve()
+            try self.options.brokerHome.openStore().grant(AccessRule(subject: subject, tenant: self.tenant, methods: self.patterns), now: Clock.unixNow)
+            print("granted \(subject) \(self.patterns.joined(separator: ",")) for tenant \(self.tenant)\(DaemonNotice.reload(self.options))")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List access rules.")
+
+        @OptionGroup var options: HomeOptions
+
+        func run() throws {
+            let rules = try self.options.brokerHome.openStore().accessRules()
+            guard !rules.isEmpty else {
+                print("no rules: only the daemon's own user and root may call it")
+                return
+            }
+            var rows = [["SUBJECT", "TENANT", "METHODS"]]
+            for rule in rules {
+                rows.append([Self.name(of: rule.subject), rule.tenant, rule.methods.joined(separator: ",")])
+            }
+            print(Table.render(rows))
+        }
+
+        static func name(of subject: AccessRule.Subject) -> String {
+            switch subject {
+            case .uid(let id): getpwuid(id).map { "user \(String(cString: $0.pointee.pw_name)) (\(id))" } ?? "uid \(id)"
+            case .gid(let id): getgrgid(id).map { "group \(String(cString: $0.pointee.gr_name)) (\(id))" } ?? "gid \(id)"
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a user's or group's rules (for one tenant, or all).")
+
+        @OptionGroup var options: HomeOptions
+        @OptionGroup var subject: SubjectOptions
+
+        @Option(help: "Only the rule for this tenant ('*' included).")
+        var tenant: String?
+
+        func run() throws {
+            let subject = try self.subject.resolve()
+            let removed = try self.options.brokerHome.openStore().revoke(subject, tenant: self.tenant)
+            guard removed > 0 else { throw CLIError("\(subject) has no matching rule") }
+            print("revoked \(removed) rule\(removed == 1 ? "" : "s") of \(subject)\(DaemonNotice.reload(self.options))")
+        }
+    }
+}
