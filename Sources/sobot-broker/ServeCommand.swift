@@ -24,6 +24,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Make the socket 0660 and owned by this group, so its members can connect (access rules still apply).")
     var socketGroup: String?
 
+    @Option(help: "Connections beyond this get an error and are closed.")
+    var maxConnections: Int = 4096
+
     @Option(help: "Event-loop threads serving connections (default: one per core).")
     var threads: Int?
 
@@ -33,6 +36,7 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard self.backgroundRate > 0 else { throw ValidationError("--background-rate must be positive") }
         guard self.backgroundConcurrency > 0 else { throw ValidationError("--background-concurrency must be positive") }
+        guard (1...1_000_000).contains(self.maxConnections) else { throw ValidationError("--max-connections must be 1-1000000") }
         if let threads = self.threads, !(1...256).contains(threads) { throw ValidationError("--threads must be 1-256") }
         guard self.drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
         let known = Set(BuiltinModules.all.map(\.name))
@@ -49,12 +53,14 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         // Everything the daemon creates (database, WAL, lock) is private to its user.
         umask(0o077)
+        Self.raiseFileLimit(toServe: self.maxConnections)
         let logger = self.logging.makeLogger()
         var configuration = BrokerDaemon.Configuration(paths: self.options.paths, regions: try Environment.regions())
         configuration.modules = BuiltinModules.all
         configuration.enabledModules = self.enabledModules
         configuration.drainTimeout = self.drainTimeout
         configuration.eventLoopThreads = self.threads
+        configuration.maximumConnections = self.maxConnections
         if let name = self.socketGroup {
             guard let group = getgrnam(name) else { throw CLIError("no such group: \(name)") }
             configuration.socketGroup = group.pointee.gr_gid
@@ -63,5 +69,17 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.policy.backgroundConcurrencyPerRegion = self.backgroundConcurrency
         let daemon = try await BrokerDaemon(configuration: configuration, logger: logger)
         try await daemon.run()
+    }
+
+    /// Raises the soft descriptor limit toward the hard one so the connection limit, not EMFILE, is
+    /// what callers meet.
+    private static func raiseFileLimit(toServe connections: Int) {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let wanted = rlim_t(connections + 256)
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = min(wanted, limit.rlim_max)
+            setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
     }
 }

@@ -1,6 +1,9 @@
 import BrokerCore
 import BrokerServer
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs blocking work (socket reads, process waits) on a thread of its own, so it never occupies
 /// one of the few cooperative threads that the in-process simulator and the test runner need.
@@ -17,6 +20,17 @@ public func onThread<Result: Sendable>(_ body: @escaping @Sendable () throws -> 
 extension BrokerConnection: @unchecked Sendable {}
 
 extension BrokerConnection {
+    /// Writes as much of `bytes` as the socket takes right now; returns how much that was.
+    public func sendWithoutBlocking(_ bytes: [UInt8]) -> Int {
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { Glibc.send(self.descriptorForLoad, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            guard count > 0 else { break }
+            sent += count
+        }
+        return sent
+    }
+
     /// Sends one line and reads the reply, off the cooperative pool.
     public func reply(_ line: String) async throws -> JSONValue {
         try await onThread {

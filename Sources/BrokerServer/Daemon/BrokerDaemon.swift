@@ -15,6 +15,7 @@ public final class BrokerDaemon: Sendable {
         public var drainTimeout: Double = 10
         public var eventLoopThreads: Int?
         public var socketGroup: UInt32?
+        public var maximumConnections = 4096
 
         public init(paths: BrokerPaths, regions: RegionDirectory) {
             self.paths = paths
@@ -66,6 +67,7 @@ public final class BrokerDaemon: Sendable {
         serverConfiguration.drainTimeout = configuration.drainTimeout
         serverConfiguration.eventLoopThreads = configuration.eventLoopThreads
         serverConfiguration.socketGroup = configuration.socketGroup
+        serverConfiguration.maximumConnections = configuration.maximumConnections
         let server = UnixSocketServer(
             configuration: serverConfiguration,
             dispatcher: dispatcher,

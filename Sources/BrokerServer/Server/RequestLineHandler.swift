@@ -38,6 +38,13 @@ final class RequestLineHandler: ChannelDuplexHandler {
 
     /// How often aggregated fast-path successes are handed to the audit log.
     static let auditInterval = 60.0
+    /// A client that leaves its replies unread this long (outbound buffer over its high-water mark)
+    /// is disconnected, so it cannot pin memory or a slot.
+    static let stalledWriteTimeout = TimeAmount.seconds(30)
+
+    /// A read NIO asked for while the client was not reading its replies; issued once it drains.
+    private var heldRead = false
+    private var stallTimer: Scheduled<Void>?
 
     init(
         maximumLineLength: Int,
@@ -93,8 +100,35 @@ final class RequestLineHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.stallTimer?.cancel()
         self.flushAudit()
         context.fireChannelInactive()
+    }
+
+    /// Backpressure: while replies pile up unread, stop reading requests.
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            self.heldRead = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.stallTimer?.cancel()
+            self.stallTimer = nil
+            if self.heldRead {
+                self.heldRead = false
+                context.read()
+            }
+        } else if self.stallTimer == nil {
+            let channel = context.channel
+            self.stallTimer = context.eventLoop.scheduleTask(in: Self.stalledWriteTimeout) {
+                if !channel.isWritable { channel.close(promise: nil) }
+            }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     private func flushAudit() {

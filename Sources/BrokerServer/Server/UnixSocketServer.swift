@@ -30,6 +30,8 @@ public final class UnixSocketServer: Service, Sendable {
         public var eventLoopThreads: Int?
         /// When set, the socket is mode 0660 and owned by this group, so its members can connect.
         public var socketGroup: gid_t?
+        /// Connections beyond this are answered with an error and closed, bounding file descriptors.
+        public var maximumConnections = 4096
 
         public init(socketPath: String) {
             self.socketPath = socketPath
@@ -122,6 +124,7 @@ public final class UnixSocketServer: Service, Sendable {
             // A client that half-closes after sending (as `socat` does on end of input) still gets
             // its replies; so does every connection whose input we close while draining.
             .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 << 10, high: 256 << 10))
             .bind(unixDomainSocketPath: stagedSocket) { channel in
                 PeerCredentials.read(from: channel).flatMapThrowing { peer in
                     try channel.pipeline.syncOperations.addHandler(
@@ -163,12 +166,16 @@ public final class UnixSocketServer: Service, Sendable {
     private func serve(_ connection: Connection) async {
         let channel = connection.channel.channel
         let id = ObjectIdentifier(channel)
-        let draining = self.open.withLock { open in
+        let (draining, count) = self.open.withLock { open in
             open.channels[id] = channel
-            return open.draining
+            return (open.draining, open.channels.count)
+        }
+        defer { _ = self.open.withLock { $0.channels.removeValue(forKey: id) } }
+        if count > self.configuration.maximumConnections {
+            await self.refuse(connection, reason: "too many connections (limit \(self.configuration.maximumConnections)); try again later")
+            return
         }
         if draining { channel.close(mode: .input, promise: nil) }
-        defer { _ = self.open.withLock { $0.channels.removeValue(forKey: id) } }
         let context = CallContext(peer: connection.peer)
         self.logger.debug("connection opened", metadata: ["peer": "\(connection.peer)"])
         do {
@@ -188,6 +195,14 @@ public final class UnixSocketServer: Service, Sendable {
             self.logger.debug("connection ended with an error", metadata: ["peer": "\(connection.peer)", "error": "\(error)"])
         }
         self.logger.debug("connection closed", metadata: ["peer": "\(connection.peer)"])
+    }
+
+    private func refuse(_ connection: Connection, reason: String) async {
+        self.logger.warning("refused a connection", metadata: ["peer": "\(connection.peer)", "reason": "\(reason)"])
+        try? await connection.channel.executeThenClose { _, outbound in
+            let error = RPCError(code: RPCError.internalErrorCode, message: reason)
+            try await outbound.write(SlowPathReply(bytes: RPCResponse.line(RPCResponse.failure(id: .null, error: error))))
+        }
     }
 
     /// Stops accepting and half-closes every connection's input: each finishes what it already
