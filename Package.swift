@@ -73,6 +73,10 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .executableTarget(
+            name: "sobot-broker-fuzz",
+            dependencies: ["BrokerCore", "BrokerServer", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "TestSupport",
             dependencies: ["BrokerCore", "BrokerServer", "SobotSimulator", .product(name: "Logging", package: "swift-log")],
@@ -84,7 +88,7 @@ let package = Package(
         .testTarget(name: "PluginTests", dependencies: ["Marketing", "CRM", "BrokerCore", "BrokerServer", "SobotSimulator", "TestSupport"]),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["sobot-broker", "BrokerServer", "BrokerCore", "SobotSimulator", "TestSupport"]
+            dependencies: ["sobot-broker", "sobot-broker-fuzz", "BrokerServer", "BrokerCore", "SobotSimulator", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

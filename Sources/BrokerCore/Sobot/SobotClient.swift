@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// A freshly issued token as Sobot returned it.
 public struct IssuedToken: Sendable {
@@ -39,6 +40,7 @@ public final class SobotClient: Sendable {
     public let timeouts: Timeouts
     private let http: HTTPClient
     private let logger: Logger
+    private let isShutDown = Mutex(false)
 
     public init(regions: RegionDirectory, timeouts: Timeouts = Timeouts(), logger: Logger) {
         self.regions = regions
@@ -57,7 +59,16 @@ public final class SobotClient: Sendable {
 
     /// Releases the connection pool. Call once, when the broker stops.
     public func shutdown() async throws {
+        self.isShutDown.withLock { $0 = true }
         try await self.http.shutdown()
+    }
+
+    /// A client released without `shutdown()` (an error path) still releases its pool: the HTTP
+    /// client lives on in a task until it is shut down, instead of being torn down with open connections.
+    deinit {
+        guard !self.isShutDown.withLock({ $0 }) else { return }
+        let http = self.http
+        Task.detached { try? await http.shutdown() }
     }
 
     /// `GET /api/get_token`: issues a NEW token for `appid` (and may invalidate the previous one).

@@ -1,0 +1,109 @@
+import BrokerCore
+import BrokerServer
+import Foundation
+import Logging
+
+/// The fuzz targets. `request`: one line through the fast reader and the JSON-RPC dispatcher (with a
+/// real store, token engine and modules, but no upstream reachable); `import`: a tenants file through
+/// the import parser. Both must never crash, and report a broken invariant by trapping.
+enum FuzzTargets {
+    static func run(_ target: String, _ input: [UInt8]) {
+        switch target {
+        case "import": Self.importFile(input)
+        default: Self.request(input)
+        }
+    }
+
+    static func request(_ line: [UInt8]) {
+        if let problem = FastPathConsistency.disagreement(on: line) {
+            fatalError("fast path: \(problem)")
+        }
+        let done = DispatchSemaphore(value: 0)
+        let dispatcher = Self.dispatcher
+        Task {
+            let reply = await dispatcher.reply(toLine: line, context: CallContext(peer: PeerCredentials(pid: 1, uid: 0, gid: 0)))
+            if let reply {
+                guard reply.last == 0x0a, (try? JSONParser.parse(Array(reply.dropLast()))) != nil else {
+                    fatalError("the dispatcher wrote a reply that is not one JSON line")
+                }
+            }
+            done.signal()
+        }
+        done.wait()
+    }
+
+    static func importFile(_ bytes: [UInt8]) {
+        do {
+            _ = try TenantImportFile.parse(bytes, environment: ["SET": "value"], regions: RegionDirectory())
+        } catch {
+            guard !error.path.isEmpty, !error.message.isEmpty, !error.description.contains("\n") else {
+                fatalError("an import error without a path or on several lines")
+            }
+        }
+    }
+
+    /// A dispatcher over a temporary home with no tenants, so no request reaches the network.
+    static let dispatcher: RPCDispatcher = {
+        var logger = Logger(label: "fuzz")
+        logger.logLevel = .critical
+        let home = NSTemporaryDirectory() + "sobot-broker-fuzz-\(getpid())"
+        let brokerHome = BrokerHome(paths: BrokerPaths(home: home))
+        guard (try? brokerHome.initialize()) != nil, let store = try? brokerHome.openStore(), let registry = try? ModuleRegistry([])
+        else { fatalError("cannot set up the fuzzing home at \(home)") }
+        let client = SobotClient(regions: RegionDirectory(baseURLs: ["sg": "http://127.0.0.1:9"]), logger: logger)
+        let clock = SystemClock()
+        let tokens = TokenManager(
+            store: store,
+            issuer: SobotTokenIssuer(store: store, client: client, clock: clock, logger: logger),
+            clock: clock,
+            policy: TokenPolicy(),
+            logger: logger
+        )
+        let access = AccessControl(policy: AccessPolicy(ownerUID: 0, rules: []))
+        return RPCDispatcher(
+            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access).handlers,
+            registry: registry,
+            moduleContext: ModuleContext(upstream: BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger), logger: logger, clock: clock),
+            access: access,
+            audit: nil,
+            logger: logger
+        )
+    }()
+}
+
+#if FUZZING
+/// libFuzzer's entry point; the target is chosen with SOBOT_FUZZ_TARGET (request or import).
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    FuzzTargets.run(ProcessInfo.processInfo.environment["SOBOT_FUZZ_TARGET"] ?? "request", Array(UnsafeBufferPointer(start: data, count: size)))
+    return 0
+}
+#else
+/// Without libFuzzer: replays files (a corpus, crash reproducers) through a target.
+/// usage: sobot-broker-fuzz request|import FILE_OR_DIRECTORY…
+@main
+struct CorpusReplay {
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        guard let target = arguments.first, ["request", "import"].contains(target), arguments.count > 1 else {
+            FileHandle.standardError.write(Data("usage: sobot-broker-fuzz request|import FILE_OR_DIRECTORY…\n".utf8))
+            exit(64)
+        }
+        var files: [String] = []
+        for path in arguments.dropFirst() {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
+            if isDirectory.boolValue {
+                files += ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { path + "/" + $0 }
+            } else {
+                files.append(path)
+            }
+        }
+        for file in files {
+            guard let data = FileManager.default.contents(atPath: file) else { continue }
+            FuzzTargets.run(target, Array(data))
+        }
+        print("replayed \(files.count) inputs through \(target)")
+    }
+}
+#endif

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Fuzz the request reader and dispatcher, or the import parser, with libFuzzer and AddressSanitizer.
+# usage: Tests/Fuzz/run-fuzzer.sh request|import [SECONDS]     (default 60)
+# A crash leaves its input in .build-fuzz/artifacts/; add it to Tests/Fuzz/corpus/<target>/ so
+# `swift test` replays it from then on (FuzzReplayTests).
+set -euo pipefail
+target=${1:?usage: run-fuzzer.sh request|import [SECONDS]}
+seconds=${2:-60}
+case "$target" in request|import) ;; *) echo "target must be request or import" >&2; exit 64 ;; esac
+cd "$(dirname "$0")/../.."
+swift build --product sobot-broker-fuzz --scratch-path .build-fuzz \
+  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -parse-as-library
+work=.build-fuzz/corpus-$target
+mkdir -p "$work" .build-fuzz/artifacts
+cp -n Tests/Fuzz/corpus/"$target"/* "$work"/ 2>/dev/null || true
+SOBOT_FUZZ_TARGET=$target .build-fuzz/debug/sobot-broker-fuzz "$work" \
+  -max_total_time="$seconds" -max_len=4096 -timeout=10 -artifact_prefix=.build-fuzz/artifacts/ -print_final_stats=1
