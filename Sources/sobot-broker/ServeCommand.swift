@@ -24,6 +24,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Make the socket 0660 and owned by this group, so its members can connect (access rules still apply).")
     var socketGroup: String?
 
+    @Option(help: "Serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9464).")
+    var metricsListen: String?
+
     @Option(help: "Connections beyond this get an error and are closed.")
     var maxConnections: Int = 4096
 
@@ -36,6 +39,9 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard self.backgroundRate > 0 else { throw ValidationError("--background-rate must be positive") }
         guard self.backgroundConcurrency > 0 else { throw ValidationError("--background-concurrency must be positive") }
+        if let listen = self.metricsListen, Self.hostAndPort(listen) == nil {
+            throw ValidationError("--metrics-listen must be HOST:PORT, e.g. 127.0.0.1:9464")
+        }
         guard (1...1_000_000).contains(self.maxConnections) else { throw ValidationError("--max-connections must be 1-1000000") }
         if let threads = self.threads, !(1...256).contains(threads) { throw ValidationError("--threads must be 1-256") }
         guard self.drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
@@ -61,6 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.drainTimeout = self.drainTimeout
         configuration.eventLoopThreads = self.threads
         configuration.maximumConnections = self.maxConnections
+        configuration.metricsListen = self.metricsListen.flatMap(Self.hostAndPort)
         if let name = self.socketGroup {
             guard let group = getgrnam(name) else { throw CLIError("no such group: \(name)") }
             configuration.socketGroup = group.pointee.gr_gid
@@ -69,6 +76,13 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.policy.backgroundConcurrencyPerRegion = self.backgroundConcurrency
         let daemon = try await BrokerDaemon(configuration: configuration, logger: logger)
         try await daemon.run()
+    }
+
+    private static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port),
+            colon > text.startIndex
+        else { return nil }
+        return (String(text[..<colon]), port)
     }
 
     /// Raises the soft descriptor limit toward the hard one so the connection limit, not EMFILE, is

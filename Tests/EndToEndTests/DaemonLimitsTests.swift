@@ -40,10 +40,10 @@ import Testing
         }
         // The daemon stopped reading once the replies went unread: it did not take all we offered.
         #expect(accepted < 200 * burst.count, "accepted \(accepted) bytes")
+        // Another client is still answered while the flood sits unread (a stall would hit the
+        // connection's read timeout and fail here).
         let bystander = try daemon.connect()
-        let started = ContinuousClock.now
         #expect(try await bystander.reply(#"{"jsonrpc":"2.0","id":7,"method":"token.get","params":{"tenant":"t0"}}"#)["id"] == 7)
-        #expect(ContinuousClock.now - started < .seconds(1))
         let after = try #require(Self.residentKilobytes(pid: pid))
         #expect(after - before < 64 * 1024, "RSS grew from \(before) kB to \(after) kB")
         await daemon.shutdown()

@@ -123,6 +123,7 @@ public final class SobotClient: Sendable {
         } catch {
             let reason = Self.describe(error)
             self.logger.debug("sobot call failed", metadata: ["region": "\(region)", "endpoint": "\(endpoint)", "reason": "\(reason)"])
+            BrokerMetrics.recordUpstreamCall(region: region, endpoint: endpoint, outcome: "unavailable", duration: ContinuousClock.now - started)
             throw .unavailable(reason)
         }
         self.logger.debug(
@@ -132,12 +133,25 @@ public final class SobotClient: Sendable {
                 "ms": "\((ContinuousClock.now - started).milliseconds)",
             ]
         )
-        if outcome.status >= 500 { throw .unavailable("HTTP \(outcome.status)") }
-        guard let reply = try? JSONParser.parse(Array(buffer: outcome.body)), case .object = reply else {
-            throw .unavailable("unreadable reply (HTTP \(outcome.status), not a JSON object)")
+        do throws(SobotError) {
+            let reply = try Self.interpret(status: outcome.status, body: outcome.body)
+            BrokerMetrics.recordUpstreamCall(region: region, endpoint: endpoint, outcome: "ok", duration: ContinuousClock.now - started)
+            return reply
+        } catch {
+            let kind = if case .rejected = error { "rejected" } else { "unavailable" }
+            BrokerMetrics.recordUpstreamCall(region: region, endpoint: endpoint, outcome: kind, duration: ContinuousClock.now - started)
+            throw error
+        }
+    }
+
+    /// A reply's meaning: the reply object when `ret_code` is `000000`, otherwise the error.
+    private static func interpret(status: UInt, body: ByteBuffer) throws(SobotError) -> JSONValue {
+        if status >= 500 { throw .unavailable("HTTP \(status)") }
+        guard let reply = try? JSONParser.parse(Array(buffer: body)), case .object = reply else {
+            throw .unavailable("unreadable reply (HTTP \(status), not a JSON object)")
         }
         guard let code = Self.returnCode(reply) else {
-            throw .unavailable("unreadable reply (HTTP \(outcome.status), no ret_code)")
+            throw .unavailable("unreadable reply (HTTP \(status), no ret_code)")
         }
         guard code == SobotReturnCode.success else {
             throw .rejected(retCode: code, retMsg: reply["ret_msg"]?.stringValue ?? "")

@@ -237,6 +237,7 @@ public actor TokenManager: Service {
             self.pacers[key.region]?.inFlight -= 1
             self.wake(before: 0)
         }
+        BrokerMetrics.recordTokenFetch(region: key.region, outcome: Self.outcomeLabel(result), background: paced)
         guard var slot = self.slots[key] else { return }
         slot.fetch = nil
         let now = self.clock.now()
@@ -272,6 +273,16 @@ public actor TokenManager: Service {
                     "retry_in_s": "\(Int(delay.rounded(.up)))",
                 ]
             )
+        }
+    }
+
+    private static func outcomeLabel(_ result: Result<LiveToken, TokenError>) -> String {
+        switch result {
+        case .success: "ok"
+        case .failure(.upstream(.rejected)): "rejected"
+        case .failure(.upstream(.unavailable)): "unavailable"
+        case .failure(.storage): "storage"
+        case .failure: "removed"
         }
     }
 

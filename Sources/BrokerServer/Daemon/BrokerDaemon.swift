@@ -16,6 +16,8 @@ public final class BrokerDaemon: Sendable {
         public var eventLoopThreads: Int?
         public var socketGroup: UInt32?
         public var maximumConnections = 4096
+        /// `host:port` for Prometheus text over HTTP, off by default.
+        public var metricsListen: (host: String, port: Int)?
 
         public init(paths: BrokerPaths, regions: RegionDirectory) {
             self.paths = paths
@@ -52,6 +54,7 @@ public final class BrokerDaemon: Sendable {
             try? await client.shutdown()
             throw error
         }
+        let exporter = MetricsExporter(tokens: tokens)
         let access = try AccessControl.load(from: store)
         let audit = AuditLog(path: configuration.paths.home + "/audit.log", logger: logger)
         let upstream = BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger)
@@ -80,9 +83,14 @@ public final class BrokerDaemon: Sendable {
         let watcher = StoreWatcher(store: store, tokens: tokens, access: access, logger: logger)
         // Services stop in reverse order: the server drains first, then the watcher, then the audit
         // log writes what the last requests recorded, then the refresher stops.
+        var services: [any Service] = [tokens, audit, watcher]
+        if let listen = configuration.metricsListen {
+            services.append(MetricsHTTPServer(host: listen.host, port: listen.port, exporter: exporter, logger: logger))
+        }
+        services.append(server)
         self.group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: ([tokens, audit, watcher, server] as [any Service]).map { service in
+                services: services.map { service in
                     .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
                 },
                 gracefulShutdownSignals: [.sigterm, .sigint],

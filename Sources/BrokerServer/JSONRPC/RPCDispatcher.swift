@@ -1,5 +1,6 @@
 import BrokerCore
 import Logging
+import Metrics
 
 /// Who is calling, as the connection knows it: handed to every method.
 public struct CallContext: Sendable {
@@ -101,6 +102,7 @@ public final class RPCDispatcher: Sendable {
             )
         }
         self.auditCall(request, peer: context.peer, outcome: outcome)
+        self.count(request, outcome: outcome)
         guard let id = request.id else { return nil }
         switch outcome {
         case .success(let result): return RPCResponse.success(id: id, result: result)
@@ -114,6 +116,17 @@ public final class RPCDispatcher: Sendable {
         case .everyTenant: " for every tenant"
         case .tenants(let tenants): " for tenant \(tenants.joined(separator: ", "))"
         }
+    }
+
+    /// Counts the request by method (names the broker does not serve collapse into `unknown`, so a
+    /// client cannot create unbounded label values) and outcome.
+    private func count(_ request: RPCRequest, outcome: Result<JSONValue, RPCError>) {
+        let known = self.handlers[request.method] != nil || self.registry.method(named: request.method) != nil
+        let code = switch outcome {
+        case .success: "ok"
+        case .failure(let error): String(error.code)
+        }
+        Counter(label: BrokerMetrics.rpcRequests, dimensions: [("method", known ? request.method : "unknown"), ("code", code)]).increment()
     }
 
     private func auditCall(_ request: RPCRequest, peer: PeerCredentials, outcome: Result<JSONValue, RPCError>) {

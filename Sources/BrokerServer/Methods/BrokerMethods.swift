@@ -25,6 +25,10 @@ public struct BrokerMethods: Sendable {
             "token.invalidate": { params, _ throws(RPCError) in try await self.tokenInvalidate(params) },
             "tenant.list": { params, context throws(RPCError) in try await self.tenantList(params, peer: context.peer) },
             "broker.reload": { params, _ throws(RPCError) in try await self.reload(params) },
+            "broker.metrics": { params, _ throws(RPCError) in
+                _ = try Self.reader(params, allowed: [])
+                return .string(await MetricsExporter(tokens: self.tokens).render())
+            },
             "module.list": { params, _ throws(RPCError) in
                 _ = try Self.reader(params, allowed: [])
                 return self.registry.listing

@@ -1,4 +1,5 @@
 import BrokerCore
+import Metrics
 import NIOCore
 
 /// A line exceeded the cap; raised through the pipeline so the connection answers and closes.
@@ -29,6 +30,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
     private let audit: AuditLog?
     private let peer: PeerCredentials
     private let peerIsOwner: Bool
+    private let servedCounter: Counter
     private var linesWithGeneralPath = 0
     private var unflushed = false
     private var closing = false
@@ -52,8 +54,10 @@ final class RequestLineHandler: ChannelDuplexHandler {
         clock: any BrokerClock,
         access: AccessControl,
         audit: AuditLog?,
-        peer: PeerCredentials
+        peer: PeerCredentials,
+        servedCounter: Counter
     ) {
+        self.servedCounter = servedCounter
         self.splitter = LineSplitter(maximumLength: maximumLineLength)
         self.cache = cache
         self.clock = clock
@@ -159,6 +163,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
             let fragments = served.fragments
         else { return nil }
         self.unaudited[served.key, default: 0] += 1
+        self.servedCounter.increment()
         var buffer = allocator.buffer(capacity: fragments.head.count + fragments.tail.count + request.id.count + 32)
         FastTokenReply.write(id: request.id, fragments: fragments, expiresIn: max(0, Int64(served.token.expiresAt - now)), into: &buffer)
         return buffer

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import BrokerCore
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -56,6 +57,9 @@ public final class UnixSocketServer: Service, Sendable {
     private let audit: AuditLog?
     private let logger: Logger
     private let open = Mutex(OpenConnections())
+    private let connectionsGauge = Gauge(label: BrokerMetrics.connections)
+    /// `token.get`s answered by the fast path (the dispatcher counts the rest).
+    private let fastTokenGets = Counter(label: BrokerMetrics.rpcRequests, dimensions: [("method", "token.get"), ("code", "ok")])
 
     /// - Parameters:
     ///   - tokens: read directly by the event-loop fast path for `token.get`.
@@ -118,7 +122,7 @@ public final class UnixSocketServer: Service, Sendable {
         defer { rmdir(staging) }
         let stagedSocket = staging + "/s"
         let maximumLineLength = self.configuration.maximumLineLength
-        let (tokens, clock, access, audit) = (self.tokens, self.clock, self.access, self.audit)
+        let (tokens, clock, access, audit, served) = (self.tokens, self.clock, self.access, self.audit, self.fastTokenGets)
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
             // A client that half-closes after sending (as `socat` does on end of input) still gets
@@ -134,7 +138,8 @@ public final class UnixSocketServer: Service, Sendable {
                             clock: clock,
                             access: access,
                             audit: audit,
-                            peer: peer
+                            peer: peer,
+                            servedCounter: served
                         )
                     )
                     return Connection(
@@ -170,7 +175,14 @@ public final class UnixSocketServer: Service, Sendable {
             open.channels[id] = channel
             return (open.draining, open.channels.count)
         }
-        defer { _ = self.open.withLock { $0.channels.removeValue(forKey: id) } }
+        self.connectionsGauge.record(count)
+        defer {
+            let remaining = self.open.withLock { open in
+                open.channels.removeValue(forKey: id)
+                return open.channels.count
+            }
+            self.connectionsGauge.record(remaining)
+        }
         if count > self.configuration.maximumConnections {
             await self.refuse(connection, reason: "too many connections (limit \(self.configuration.maximumConnections)); try again later")
             return

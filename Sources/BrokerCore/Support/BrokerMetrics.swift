@@ -1,0 +1,26 @@
+import Metrics
+
+/// The broker's metric names, in one place. Recorded through swift-metrics; the daemon chooses the
+/// backend (Prometheus), and without one they cost nothing.
+public enum BrokerMetrics {
+    /// JSON-RPC requests by method and outcome (`ok` or the error code).
+    public static let rpcRequests = "sobot_broker_rpc_requests_total"
+    /// Calls to Sobot, by region, endpoint and outcome (`ok`, `rejected`, `unavailable`), with latency.
+    public static let upstreamCalls = "sobot_broker_upstream_call_seconds"
+    /// `get_token` fetches, by region, outcome and kind (`background` or `on_demand`).
+    public static let tokenFetches = "sobot_broker_token_fetches_total"
+    /// Tokens by state (`valid`, `stale`, `expired`, `missing`), set when metrics are read.
+    public static let tokens = "sobot_broker_tokens"
+    /// Open client connections.
+    public static let connections = "sobot_broker_connections"
+
+    static func recordUpstreamCall(region: String, endpoint: String, outcome: String, duration: Duration) {
+        Timer(label: Self.upstreamCalls, dimensions: [("region", region), ("endpoint", endpoint), ("outcome", outcome)])
+            .recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+
+    static func recordTokenFetch(region: String, outcome: String, background: Bool) {
+        Counter(label: Self.tokenFetches, dimensions: [("region", region), ("outcome", outcome), ("kind", background ? "background" : "on_demand")])
+            .increment()
+    }
+}
