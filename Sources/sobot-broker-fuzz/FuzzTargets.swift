@@ -72,11 +72,26 @@ enum FuzzTargets {
 }
 
 #if FUZZING
-/// libFuzzer's entry point; the target is chosen with SOBOT_FUZZ_TARGET (request or import).
+/// libFuzzer's per-input callback; the target is chosen with SOBOT_FUZZ_TARGET (request or import).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     FuzzTargets.run(ProcessInfo.processInfo.environment["SOBOT_FUZZ_TARGET"] ?? "request", Array(UnsafeBufferPointer(start: data, count: size)))
     return 0
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> Int32
+) -> Int32
+
+/// SwiftPM links an executable's `main` to `<module>_main`; here that hands control to libFuzzer.
+@_cdecl("sobot_broker_fuzz_main")
+public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    var count = argc
+    var arguments = argv
+    return runFuzzerDriver(&count, &arguments, fuzzOneInput)
 }
 #else
 /// Without libFuzzer: replays files (a corpus, crash reproducers) through a target.

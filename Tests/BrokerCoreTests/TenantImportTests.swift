@@ -45,6 +45,19 @@ import Testing
         }
     }
 
+    /// Found by the import fuzzer: an empty member name produced an error with an empty path.
+    @Test(arguments: [
+        (#"{"":""}"#, #"[""]"#),
+        (#"{"tenants":[{"id":"a","credentials":[{"region":"sg","appid":"1","app_key":"k"}],"bad key\n":1}]}"#, #"tenants[0]["bad key\n"]"#),
+    ])
+    func oddMemberNamesGetABracketedPath(_ text: String, _ path: String) {
+        #expect {
+            _ = try parse(text)
+        } throws: { error in
+            (error as? ImportError)?.path == path && !"\(error)".contains("\n")
+        }
+    }
+
     @Test func errorsNeverQuoteTheKey() {
         let text = #"{"tenants":[{"id":"a","credentials":[{"region":"sg","appid":"1","app_key":"VERY-SECRET\u0001"}]}]}"#
         #expect {

@@ -159,13 +159,23 @@ public enum TenantImportFile {
             throw ImportError(path: path, message: "must be an object, not \(value.typeName)")
         }
         if let unknown = members.keys.sorted().first(where: { !allowed.contains($0) }) {
-            let prefix = path == "(root)" ? "" : "\(path)."
             throw ImportError(
-                path: "\(prefix)\(unknown)",
+                path: Self.member(unknown, of: path == "(root)" ? "" : path),
                 message: "unknown field (allowed: \(allowed.sorted().joined(separator: ", ")))"
             )
         }
         return members
+    }
+
+    /// The JSON path of member `name` under `parent`: `parent.name` for plain names, otherwise
+    /// `parent["…"]` with the name JSON-escaped, so a path is never empty and always one line.
+    static func member(_ name: String, of parent: String) -> String {
+        let plain = name.first.map { $0.isASCII && ($0.isLetter || $0 == "_") } == true
+            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
+        if plain { return parent.isEmpty ? name : "\(parent).\(name)" }
+        var quoted: [UInt8] = []
+        JSONWriter.writeString(name, into: &quoted)
+        return "\(parent)[\(String(decoding: quoted, as: UTF8.self))]"
     }
 
     private static func requiredString(_ members: [String: JSONValue], _ key: String, at path: String) throws(ImportError) -> String {
