@@ -47,7 +47,7 @@ struct TenantAddCommand: ParsableCommand {
     func run() throws {
         let regions = try Environment.regions()
         guard regions.baseURL(for: self.region) != nil else {
-            throw CLIError("unknown region \"\(self.region)\" (known: \(regions.names.joined(separator: ", ")); add others with SOBOT_BROKER_REGION_URLS)")
+            throw CLIError(regions.unknownRegionMessage(self.region))
         }
         let appKey = try self.readAppKey()
         guard CredentialRules.isValidAppKey(appKey) else { throw CLIError("app_key \(CredentialRules.appKeyRule)") }

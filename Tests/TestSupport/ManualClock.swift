@@ -23,8 +23,6 @@ public final class ManualClock: BrokerClock {
 
     public func now() -> Double { self.state.withLock { $0.now } }
 
-    public var sleeperCount: Int { self.state.withLock { $0.sleepers.count } }
-
     public func sleep(until deadline: Double) async throws {
         let id = self.state.withLock { state in
             defer { state.nextID += 1 }

@@ -250,13 +250,6 @@ public final class TenantStore: Sendable {
         }
     }
 
-    public func deleteToken(for key: TokenKey) throws {
-        try self.state.withLock { state in
-            try state.connection.statement("DELETE FROM tokens WHERE tenant_id = ? AND region = ?")
-                .run([.text(key.tenant), .text(key.region)])
-        }
-    }
-
     /// Every stored token that expires after `now`. Rows that fail to open are reported, not fatal:
     /// the engine fetches a new token for them.
     public func loadTokens(expiringAfter now: Int64) throws -> (tokens: [StoredToken], unreadable: [TokenKey]) {

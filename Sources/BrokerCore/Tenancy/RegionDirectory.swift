@@ -41,6 +41,11 @@ public struct RegionDirectory: Sendable, Equatable {
     }
 
     public var names: [String] { self.baseURLs.keys.sorted() }
+
+    /// Why `region` is refused, with the known names and how to add one.
+    public func unknownRegionMessage(_ region: String) -> String {
+        "unknown region \"\(region)\" (known: \(self.names.joined(separator: ", ")); add others with SOBOT_BROKER_REGION_URLS)"
+    }
 }
 
 /// `SOBOT_BROKER_REGION_URLS` could not be understood.

@@ -117,7 +117,7 @@ public enum TenantImportFile {
         guard regions.baseURL(for: region) != nil else {
             throw ImportError(
                 path: "\(path).region",
-                message: "unknown region \"\(region)\" (known: \(regions.names.joined(separator: ", ")); add others with SOBOT_BROKER_REGION_URLS)"
+                message: regions.unknownRegionMessage(region)
             )
         }
         let appid = try Self.requiredString(members, "appid", at: path)

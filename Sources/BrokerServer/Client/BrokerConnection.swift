@@ -81,8 +81,4 @@ public final class BrokerConnection {
             self.buffered.append(contentsOf: chunk[0..<count])
         }
     }
-
-    public func readLineText() throws(BrokerClientError) -> String {
-        String(decoding: try self.readLine(), as: UTF8.self)
-    }
 }

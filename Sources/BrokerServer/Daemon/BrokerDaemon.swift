@@ -80,7 +80,7 @@ public final class BrokerDaemon: Sendable {
             audit: audit,
             logger: logger
         )
-        let watcher = StoreWatcher(store: store, tokens: tokens, access: access, logger: logger)
+        let watcher = StoreWatcher(store: store, reload: BrokerReload(store: store, tokens: tokens, access: access), logger: logger)
         // Services stop in reverse order: the server drains first, then the watcher, then the audit
         // log writes what the last requests recorded, then the refresher stops.
         var services: [any Service] = [tokens, audit, watcher]

@@ -3,21 +3,38 @@ import Logging
 import NIOPosix
 import ServiceLifecycle
 
+/// Re-reads what other processes may have changed: credentials (the token engine's view) and access
+/// rules. Used by `broker.reload` and by `StoreWatcher`.
+public struct BrokerReload: Sendable {
+    let store: TenantStore
+    let tokens: TokenManager
+    let access: AccessControl
+
+    public init(store: TenantStore, tokens: TokenManager, access: AccessControl) {
+        self.store = store
+        self.tokens = tokens
+        self.access = access
+    }
+
+    public func callAsFunction() async throws {
+        try await self.tokens.reload()
+        try await self.access.reload(from: self.store)
+    }
+}
+
 /// Notices changes other processes commit to the database (the admin CLI adding, replacing or
 /// removing tenants, or changing access rules) and reloads the daemon's view, so onboarding needs
 /// no restart even when the CLI could not reach the daemon. Polls SQLite's `data_version`, which
 /// changes only on other connections' commits.
 public struct StoreWatcher: Service {
     let store: TenantStore
-    let tokens: TokenManager
-    let access: AccessControl
+    let reload: BrokerReload
     let interval: Duration
     let logger: Logger
 
-    public init(store: TenantStore, tokens: TokenManager, access: AccessControl, interval: Duration = .seconds(2), logger: Logger) {
+    public init(store: TenantStore, reload: BrokerReload, interval: Duration = .seconds(2), logger: Logger) {
         self.store = store
-        self.tokens = tokens
-        self.access = access
+        self.reload = reload
         self.interval = interval
         self.logger = logger
     }
@@ -32,8 +49,7 @@ public struct StoreWatcher: Service {
             }
             seen = version
             do {
-                try await self.tokens.reload()
-                try await self.access.reload(from: store)
+                try await self.reload()
             } catch {
                 self.logger.error("reload after a database change failed; keeping the current view", metadata: ["error": "\(error)"])
             }

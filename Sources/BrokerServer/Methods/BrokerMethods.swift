@@ -114,8 +114,7 @@ public struct BrokerMethods: Sendable {
     func reload(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         _ = try Self.reader(params, allowed: [])
         do {
-            try await self.tokens.reload()
-            try await self.access.reload(from: self.store)
+            try await BrokerReload(store: self.store, tokens: self.tokens, access: self.access)()
         } catch {
             throw .internalError("reload failed: \(error)")
         }

@@ -24,13 +24,6 @@ public final class ServeLock: Sendable {
         return ServeLock(descriptor: fd, path: path)
     }
 
-    /// Whether some process holds the lock (without taking it for long).
-    public static func isHeld(at path: String) -> Bool {
-        guard let lock = try? ServeLock.acquire(at: path) else { return FileIO.exists(path) }
-        _ = lock
-        return false
-    }
-
     private init(descriptor: Int32, path: String) {
         self.descriptor = descriptor
         self.path = path
