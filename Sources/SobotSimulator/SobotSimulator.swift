@@ -265,5 +265,5 @@ public final class SobotSimulator: Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    static func now() -> Double { SystemClock().now() }
+    static func now() -> Double { SystemClock().unixNow() }
 }

@@ -37,7 +37,7 @@ extension String {
 }
 
 enum Clock {
-    static var unixNow: Int64 { Int64(SystemClock().now()) }
+    static var unixNow: Int64 { Int64(SystemClock().unixNow()) }
 }
 
 /// A token shown to a person in demo output: enough to recognise it, not enough to use it.

@@ -5,7 +5,7 @@ import Testing
     let policy = TokenPolicy()
 
     @Test func refreshPointsStayInsideTheWindowWhateverTheJitter() {
-        let token = LiveToken(value: "t", issuedAt: 1000, expiresAt: 1000 + 86_400)
+        let token = LiveToken(value: "t", issuedAt: 1000, expiresAt: 1000 + 86_400, expiresAtUnix: 0)
         for index in 0..<2000 {
             let key = TokenKey(tenant: "tenant-\(index)", region: "sg")
             for jitter in [-1.0, 0, 1] {
@@ -44,9 +44,9 @@ import Testing
     }
 
     @Test func servingMarginIsTheSmallerOfSixtySecondsAndTenPercent() {
-        #expect(LiveToken(value: "t", issuedAt: 0, expiresAt: 86_400).servingMargin == 60)
-        #expect(LiveToken(value: "t", issuedAt: 0, expiresAt: 20).servingMargin == 2)
-        let token = LiveToken(value: "t", issuedAt: 0, expiresAt: 20)
+        #expect(LiveToken(value: "t", issuedAt: 0, expiresAt: 86_400, expiresAtUnix: 0).servingMargin == 60)
+        #expect(LiveToken(value: "t", issuedAt: 0, expiresAt: 20, expiresAtUnix: 0).servingMargin == 2)
+        let token = LiveToken(value: "t", issuedAt: 0, expiresAt: 20, expiresAtUnix: 0)
         #expect(token.isFresh(at: 18))
         #expect(!token.isFresh(at: 18.5))
         #expect(token.isUnexpired(at: 19.9))

@@ -61,7 +61,7 @@ import Testing
         let second = fixture.makeManager(policy: TokenEngineFixture.unpacedPolicy, store: reopened)
         try await second.start()
         for (index, key) in keys.enumerated() {
-            #expect(second.cache.freshToken(for: key, now: fixture.clock.now())?.value == issued[index])
+            #expect(second.cache.freshToken(for: key, now: fixture.clock.monotonicNow())?.value == issued[index])
             #expect(try await second.token(for: key).value == issued[index])
         }
         #expect(fixture.simulator.tokenRequestCount == calls)
@@ -114,7 +114,7 @@ import Testing
         let token = try await manager.token(for: key)
         fixture.simulator.fault = fault
         clock.advance(by: 95)  // inside the serving margin: a refresh is due before serving again
-        #expect(manager.cache.freshToken(for: key, now: clock.now()) == nil)
+        #expect(manager.cache.freshToken(for: key, now: clock.monotonicNow()) == nil)
         #expect(try await manager.token(for: key) == token)
         #expect(try await manager.token(for: key) == token)
         clock.advance(by: 6)  // expired: never served
@@ -136,7 +136,7 @@ import Testing
             try await Self.settle(manager, clock: clock)
             let count = fixture.simulator.tokenRequestCount
             if count > seen {
-                callTimes.append(contentsOf: repeatElement(clock.now(), count: count - seen))
+                callTimes.append(contentsOf: repeatElement(clock.monotonicNow(), count: count - seen))
                 seen = count
             }
             // On-demand callers during backoff are answered from the failure, not the upstream.
@@ -164,8 +164,8 @@ import Testing
         var issues: [(at: Double, token: LiveToken)] = []
         for _ in 0..<700 {
             try await Self.settle(manager, clock: clock)
-            if let token = manager.cache.freshToken(for: key, now: clock.now()), token != issues.last?.token {
-                issues.append((clock.now(), token))
+            if let token = manager.cache.freshToken(for: key, now: clock.monotonicNow()), token != issues.last?.token {
+                issues.append((clock.monotonicNow(), token))
             }
             clock.advance(by: 1)
         }
@@ -175,6 +175,40 @@ import Testing
             let fraction = (next.at - previous.token.issuedAt) / previous.token.lifetime
             #expect(fraction >= 0.5 && fraction <= 0.76, "refreshed at \(fraction) of the lifetime")
         }
+        await fixture.shutdown()
+    }
+
+    /// NTP or an operator stepping the wall clock back two hours or forward two days must neither
+    /// move a refresh nor expire a token: the engine runs on the monotonic clock.
+    @Test(arguments: [-7200.0, 2 * 86_400.0])
+    func aWallClockStepMovesNoRefreshAndExpiresNoToken(_ step: Double) async throws {
+        let clock = ManualClock()
+        let fixture = try await TokenEngineFixture(tokenTTL: 200, clock: clock)
+        let key = try fixture.addTenants(1)[0]
+        let manager = fixture.makeManager()
+        try await manager.start()
+        let refresher = Task { try await manager.run() }
+        try await Self.settle(manager, clock: clock)
+        let first = try #require(manager.cache.freshToken(for: key, now: clock.monotonicNow()))
+        let due = try #require(await manager.activity().nextDue)
+        clock.advance(by: 10)
+        clock.jumpWallClock(by: step)
+        try await Self.settle(manager, clock: clock)
+        #expect(manager.cache.freshToken(for: key, now: clock.monotonicNow()) == first)
+        #expect(await manager.activity().nextDue == due)
+        let reported = try #require(await manager.statuses().first?.nextRefreshAt)
+        #expect(abs(reported - (clock.unixNow() + due - clock.monotonicNow())) < 0.001, "status reports the refresh in stepped Unix time")
+
+        clock.advance(by: due - clock.monotonicNow() - 1)
+        try await Self.settle(manager, clock: clock)
+        #expect(fixture.simulator.tokenRequestCount == 1, "no refresh before its time")
+        clock.advance(by: 1)
+        try await Self.settle(manager, clock: clock)
+        #expect(fixture.simulator.tokenRequestCount == 2, "the refresh happens at its monotonic time")
+        let second = try #require(manager.cache.freshToken(for: key, now: clock.monotonicNow()))
+        #expect(second != first)
+        #expect(abs(Double(second.expiresAtUnix) - (clock.unixNow() + 200)) <= 1, "new stamps follow the stepped wall clock")
+        refresher.cancel()
         await fixture.shutdown()
     }
 
@@ -232,7 +266,7 @@ import Testing
     static func settle(_ manager: TokenManager, clock: any BrokerClock) async throws {
         let settled = await eventually(timeout: 20, interval: 0.002) {
             let activity = await manager.activity()
-            return activity.inFlight == 0 && activity.queued == 0 && (activity.nextDue ?? .infinity) > clock.now()
+            return activity.inFlight == 0 && activity.queued == 0 && (activity.nextDue ?? .infinity) > clock.monotonicNow()
         }
         try #require(settled, "token manager did not settle")
     }

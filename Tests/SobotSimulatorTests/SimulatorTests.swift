@@ -23,7 +23,7 @@ import Testing
         }
 
         func token(appid: String = "1", appKey: String = "2") async throws(SobotError) -> IssuedToken {
-            try await self.client.fetchToken(region: "sg", appid: appid, appKey: appKey, createTime: Int64(SystemClock().now()))
+            try await self.client.fetchToken(region: "sg", appid: appid, appKey: appKey, createTime: Int64(SystemClock().unixNow()))
         }
 
         func shutdown() async {

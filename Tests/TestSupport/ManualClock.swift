@@ -2,6 +2,7 @@ import BrokerCore
 import Synchronization
 
 /// A clock that only moves when a test calls `advance(by:)`: timing tests become exact and fast.
+/// Its wall clock reads the same as its monotonic one until a test steps it with `jumpWallClock(by:)`.
 public final class ManualClock: BrokerClock {
     private struct Sleeper {
         let id: Int
@@ -11,6 +12,7 @@ public final class ManualClock: BrokerClock {
 
     private struct State {
         var now: Double
+        var wallOffset = 0.0
         var sleepers: [Sleeper] = []
         var nextID = 0
     }
@@ -21,7 +23,14 @@ public final class ManualClock: BrokerClock {
         self.state = Mutex(State(now: now))
     }
 
-    public func now() -> Double { self.state.withLock { $0.now } }
+    public func monotonicNow() -> Double { self.state.withLock { $0.now } }
+
+    public func unixNow() -> Double { self.state.withLock { $0.now + $0.wallOffset } }
+
+    /// Steps the wall clock alone, as NTP or an operator would; sleepers are not woken.
+    public func jumpWallClock(by seconds: Double) {
+        self.state.withLock { $0.wallOffset += seconds }
+    }
 
     public func sleep(until deadline: Double) async throws {
         let id = self.state.withLock { state in

@@ -44,7 +44,7 @@ public final class TokenEngineFixture: Sendable {
                 TenantDefinition(id: "\(prefix)\(index)", name: nil, credentials: [CredentialDefinition(region: Self.region, appid: appid, appKey: appKey)])
             )
         }
-        try self.store.upsert(definitions, now: Int64(self.clock.now()))
+        try self.store.upsert(definitions, now: Int64(self.clock.unixNow()))
         return definitions.map { TokenKey(tenant: $0.id, region: Self.region) }
     }
 

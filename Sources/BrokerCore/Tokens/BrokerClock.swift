@@ -3,29 +3,50 @@ import Glibc
 #endif
 
 /// Time as the token engine sees it. Tests substitute a manual clock to drive time.
+///
+/// Two clocks, as Go's `time.Time` carries two readings: the engine schedules refreshes and decides
+/// freshness on the monotonic clock, so a wall-clock step (NTP, an operator, a VM resume) neither
+/// expires a token early nor serves one late; the wall clock only stamps times that leave the process
+/// (`expires_at` in replies, the store, the upstream's `create_time`, the audit log).
 public protocol BrokerClock: Sendable {
-    /// Wall-clock Unix time in seconds: used only to stamp issue and expiry times.
-    func now() -> Double
-    /// Suspends until the wall-clock time `deadline`. The distance is measured once, when the call
-    /// starts, and then waited in monotonic time, so a later wall-clock jump neither stretches nor
-    /// skips the wait. Throws `CancellationError` when cancelled.
+    /// Monotonic seconds since an arbitrary origin: what every timer and expiry check compares against.
+    func monotonicNow() -> Double
+    /// Wall-clock Unix seconds: stamps only, never a comparison that decides what to serve.
+    func unixNow() -> Double
+    /// Suspends until the monotonic time `deadline`. Throws `CancellationError` when cancelled.
     func sleep(until deadline: Double) async throws
 }
 
-/// The real clock: `CLOCK_REALTIME` for stamps, `ContinuousClock` (monotonic) for waiting, so a
-/// wall-clock jump never stretches or skips a sleep.
+extension BrokerClock {
+    /// The Unix time of the monotonic moment `moment`, as the wall clock reads now.
+    public func unixTime(of moment: Double) -> Double {
+        self.unixNow() + (moment - self.monotonicNow())
+    }
+
+    /// The monotonic moment of the Unix time `stamp` (a stamp read back from the store).
+    public func moment(ofUnixTime stamp: Double) -> Double {
+        self.monotonicNow() + (stamp - self.unixNow())
+    }
+}
+
+/// The real clock: `CLOCK_BOOTTIME` for the engine (monotonic, and it keeps counting through a
+/// suspend, as the upstream's token lifetime does), `CLOCK_REALTIME` for stamps.
 public struct SystemClock: BrokerClock {
     public init() {}
 
-    public func now() -> Double {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
-    }
+    public func monotonicNow() -> Double { Self.read(CLOCK_BOOTTIME) }
+
+    public func unixNow() -> Double { Self.read(CLOCK_REALTIME) }
 
     public func sleep(until deadline: Double) async throws {
-        let seconds = deadline - self.now()
+        let seconds = deadline - self.monotonicNow()
         guard seconds > 0 else { return try Task.checkCancellation() }
         try await Task.sleep(for: .nanoseconds(Int64(min(seconds, 86_400 * 365) * 1e9)))
+    }
+
+    private static func read(_ clock: clockid_t) -> Double {
+        var spec = timespec()
+        clock_gettime(clock, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
     }
 }

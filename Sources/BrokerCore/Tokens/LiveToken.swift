@@ -1,14 +1,20 @@
 /// The token currently held for one (tenant, region).
+///
+/// `issuedAt` and `expiresAt` are monotonic moments (see `BrokerClock`): what freshness and the
+/// refresh schedule are decided on. `expiresAtUnix` is the same moment as a wall-clock stamp, fixed
+/// when the token is issued: what clients and the store are given.
 public struct LiveToken: Sendable, Equatable {
     public let value: String
-    /// Unix seconds (when the request that produced it was sent: a conservative stamp).
+    /// When the request that produced it was sent: a conservative stamp.
     public let issuedAt: Double
     public let expiresAt: Double
+    public let expiresAtUnix: Int64
 
-    public init(value: String, issuedAt: Double, expiresAt: Double) {
+    public init(value: String, issuedAt: Double, expiresAt: Double, expiresAtUnix: Int64) {
         self.value = value
         self.issuedAt = issuedAt
         self.expiresAt = expiresAt
+        self.expiresAtUnix = expiresAtUnix
     }
 
     public var lifetime: Double { self.expiresAt - self.issuedAt }

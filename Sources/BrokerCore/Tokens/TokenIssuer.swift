@@ -34,20 +34,26 @@ public struct SobotTokenIssuer: TokenIssuing {
         } catch {
             throw .storage(String(describing: error))
         }
-        let sentAt = self.clock.now()
+        let sentAt = self.clock.monotonicNow()
+        let sentAtUnix = self.clock.unixNow()
         let issued: IssuedToken
         do throws(SobotError) {
             issued = try await self.client.fetchToken(
                 region: key.region,
                 appid: credential.appid,
                 appKey: credential.appKey,
-                createTime: Int64(sentAt)
+                createTime: Int64(sentAtUnix)
             )
         } catch {
             throw .upstream(error)
         }
-        let token = LiveToken(value: issued.value, issuedAt: sentAt, expiresAt: sentAt + issued.lifetime)
-        let stored = StoredToken(key: key, value: token.value, issuedAt: Int64(sentAt), expiresAt: Int64(token.expiresAt))
+        let token = LiveToken(
+            value: issued.value,
+            issuedAt: sentAt,
+            expiresAt: sentAt + issued.lifetime,
+            expiresAtUnix: Int64(sentAtUnix + issued.lifetime)
+        )
+        let stored = StoredToken(key: key, value: token.value, issuedAt: Int64(sentAtUnix), expiresAt: token.expiresAtUnix)
         do {
             try await NIOThreadPool.singleton.runIfActive { try store.save(stored) }
         } catch {

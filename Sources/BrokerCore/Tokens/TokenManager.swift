@@ -27,12 +27,13 @@ public actor TokenManager: Service {
         var revision: Int64
         var token: LiveToken?
         var fetch: Fetch?
-        /// When the refresher should fetch next; nil while the key waits in its region's queue.
+        /// When the refresher should fetch next (monotonic); nil while the key waits in its region's queue.
         var refreshAt: Double?
         var queued = false
         var failures = 0
         var blockedUntil: Double?
         var lastError: TokenError?
+        /// Unix seconds, for reports only.
         var lastRefreshAt: Double?
     }
 
@@ -78,7 +79,8 @@ public actor TokenManager: Service {
     /// token, if the store dropped it because the appid changed).
     public func reload() async throws {
         let store = self.store
-        let now = self.clock.now()
+        let now = self.clock.monotonicNow()
+        let unixNow = Int64(self.clock.unixNow())
         let revisions = try await NIOThreadPool.singleton.runIfActive { try store.credentialRevisions() }
         for key in self.slots.keys where revisions[key] == nil {
             self.forget(key)
@@ -93,14 +95,14 @@ public actor TokenManager: Service {
         let stored: [StoredToken]
         if added.count > 256 {
             let wanted = Set(reread)
-            let loaded = try await NIOThreadPool.singleton.runIfActive { try store.loadTokens(expiringAfter: Int64(now)) }
+            let loaded = try await NIOThreadPool.singleton.runIfActive { try store.loadTokens(expiringAfter: unixNow) }
             stored = loaded.tokens.filter { wanted.contains($0.key) }
             if !loaded.unreadable.isEmpty {
                 self.logger.warning("stored tokens could not be opened; fetching new ones", metadata: ["count": "\(loaded.unreadable.count)"])
             }
         } else {
             stored = try await NIOThreadPool.singleton.runIfActive {
-                try reread.compactMap { try store.token(for: $0, expiringAfter: Int64(now)) }
+                try reread.compactMap { try store.token(for: $0, expiringAfter: unixNow) }
             }
         }
         let storedByKey = Dictionary(stored.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
@@ -120,7 +122,7 @@ public actor TokenManager: Service {
         }
         for key in reread where self.slots[key]?.token == nil {
             if let token = storedByKey[key] {
-                self.adopt(LiveToken(value: token.value, issuedAt: Double(token.issuedAt), expiresAt: Double(token.expiresAt)), for: key, now: now)
+                self.adopt(self.liveToken(from: token), for: key, now: now)
             } else {
                 self.schedule(key, at: now)
             }
@@ -131,6 +133,16 @@ public actor TokenManager: Service {
         self.logger.info(
             "token engine loaded",
             metadata: ["credentials": "\(revisions.count)", "added": "\(added.count)", "changed": "\(changed.count)", "tokens_reused": "\(stored.count)"]
+        )
+    }
+
+    /// A persisted token placed on the monotonic clock: its stamps are Unix seconds.
+    private func liveToken(from stored: StoredToken) -> LiveToken {
+        LiveToken(
+            value: stored.value,
+            issuedAt: self.clock.moment(ofUnixTime: Double(stored.issuedAt)),
+            expiresAt: self.clock.moment(ofUnixTime: Double(stored.expiresAt)),
+            expiresAtUnix: stored.expiresAt
         )
     }
 
@@ -180,7 +192,7 @@ public actor TokenManager: Service {
     /// concurrent caller. While the upstream fails, an unexpired token is still served.
     public func token(for key: TokenKey) async throws(TokenError) -> LiveToken {
         guard let slot = self.slots[key] else { throw .unknownRegion(tenant: key.tenant, region: key.region) }
-        let now = self.clock.now()
+        let now = self.clock.monotonicNow()
         if let token = slot.token, token.isFresh(at: now) { return token }
         if let fetch = slot.fetch { return try await self.finish(fetch, for: key, fallBack: true) }
         if let blocked = slot.blockedUntil, blocked > now {
@@ -196,7 +208,7 @@ public actor TokenManager: Service {
         guard let slot = self.slots[key] else { throw .unknownRegion(tenant: key.tenant, region: key.region) }
         if let fetch = slot.fetch { return try await self.finish(fetch, for: key, fallBack: false) }
         guard let current = slot.token, current.value == reported else { return try await self.token(for: key) }
-        if let blocked = slot.blockedUntil, blocked > self.clock.now() {
+        if let blocked = slot.blockedUntil, blocked > self.clock.monotonicNow() {
             throw slot.lastError ?? .upstream(.unavailable("backing off after upstream failures"))
         }
         self.logger.info("token reported stale; refreshing", metadata: ["key": "\(key)"])
@@ -208,7 +220,7 @@ public actor TokenManager: Service {
         case .success(let token):
             return token
         case .failure(let error):
-            if fallBack, let token = self.slots[key]?.token, token.isUnexpired(at: self.clock.now()) { return token }
+            if fallBack, let token = self.slots[key]?.token, token.isUnexpired(at: self.clock.monotonicNow()) { return token }
             throw error
         }
     }
@@ -240,14 +252,14 @@ public actor TokenManager: Service {
         BrokerMetrics.recordTokenFetch(region: key.region, outcome: Self.outcomeLabel(result), background: paced)
         guard var slot = self.slots[key] else { return }
         slot.fetch = nil
-        let now = self.clock.now()
+        let now = self.clock.monotonicNow()
         switch result {
         case .success(let token):
             slot.token = token
             slot.failures = 0
             slot.blockedUntil = nil
             slot.lastError = nil
-            slot.lastRefreshAt = now
+            slot.lastRefreshAt = self.clock.unixNow()
             self.slots[key] = slot
             self.cache.store(token, for: key)
             self.schedule(key, at: RefreshSchedule.refreshTime(for: token, key: key, policy: self.policy))
@@ -305,7 +317,7 @@ public actor TokenManager: Service {
 
     private func refreshLoop() async {
         while !Task.isCancelled {
-            let now = self.clock.now()
+            let now = self.clock.monotonicNow()
             self.queueDueKeys(now: now)
             self.startPacedFetches(now: now)
             await self.sleep(until: self.nextWakeTime(now: now))
@@ -370,7 +382,7 @@ public actor TokenManager: Service {
     }
 
     private func sleep(until time: Double) async {
-        guard time > self.clock.now() else { return }
+        guard time > self.clock.monotonicNow() else { return }
         let clock = self.clock
         let sleeper = Task { _ = try? await clock.sleep(until: time) }
         self.sleeper = sleeper
@@ -392,7 +404,7 @@ public actor TokenManager: Service {
     // MARK: Introspection
 
     public func statuses() -> [TokenStatus] {
-        let now = self.clock.now()
+        let now = self.clock.monotonicNow()
         return self.slots.map { key, slot in
             let state: TokenState
             switch slot.token {
@@ -404,8 +416,8 @@ public actor TokenManager: Service {
             return TokenStatus(
                 key: key,
                 state: state,
-                expiresAt: slot.token?.expiresAt,
-                nextRefreshAt: slot.refreshAt ?? (slot.queued || slot.fetch != nil ? now : nil),
+                expiresAt: slot.token.map(\.expiresAtUnix),
+                nextRefreshAt: (slot.refreshAt ?? (slot.queued || slot.fetch != nil ? now : nil)).map(self.clock.unixTime(of:)),
                 lastRefreshAt: slot.lastRefreshAt,
                 consecutiveFailures: slot.failures,
                 lastError: slot.lastError.map { "\($0)" }
@@ -414,7 +426,7 @@ public actor TokenManager: Service {
     }
 
     /// What the engine is doing: fetches in flight, keys waiting for their region's pacing, and
-    /// the next scheduled refresh (Unix seconds).
+    /// the next scheduled refresh (a monotonic moment, see `BrokerClock`).
     public func activity() -> (inFlight: Int, queued: Int, nextDue: Double?) {
         var inFlight = 0
         var queued = 0
@@ -428,7 +440,7 @@ public actor TokenManager: Service {
     }
 
     public func validTokenCount() -> Int {
-        let now = self.clock.now()
+        let now = self.clock.monotonicNow()
         return self.slots.values.reduce(0) { $0 + ($1.token?.isFresh(at: now) == true ? 1 : 0) }
     }
 }

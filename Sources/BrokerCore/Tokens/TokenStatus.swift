@@ -1,8 +1,9 @@
 /// One (tenant, region) as the token engine sees it: what `status` and `tenant.list` report.
+/// Times are Unix seconds.
 public struct TokenStatus: Sendable {
     public var key: TokenKey
     public var state: TokenState
-    public var expiresAt: Double?
+    public var expiresAt: Int64?
     public var nextRefreshAt: Double?
     public var lastRefreshAt: Double?
     public var consecutiveFailures: Int

@@ -49,7 +49,7 @@ public final class AuditLog: Service, Sendable {
         outcome: Outcome,
         code: Int? = nil,
         count: Int = 1,
-        now: Double = SystemClock().now()
+        now: Double = SystemClock().unixNow()
     ) {
         var object: [String: JSONValue] = [
             "time": .double((now * 1000).rounded() / 1000),

@@ -68,14 +68,14 @@ public struct BrokerMethods: Sendable {
     /// `token.get`: served from the cache without touching the actor while the token is fresh.
     func tokenGet(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let request = try Self.tenantAndRegion(try Self.reader(params, allowed: ["tenant", "region"]))
-        let now = self.tokens.clock.now()
+        let now = self.tokens.clock.monotonicNow()
         if let served = self.tokens.cache.servable(tenant: request.tenant, region: request.region, now: now) {
             return Self.tokenResult(key: served.key, token: served.token, now: now)
         }
         do throws(TokenError) {
             let key = try await self.tokens.resolve(tenant: request.tenant, region: request.region)
             let token = try await self.tokens.token(for: key)
-            return Self.tokenResult(key: key, token: token, now: self.tokens.clock.now())
+            return Self.tokenResult(key: key, token: token, now: self.tokens.clock.monotonicNow())
         } catch {
             throw RPCError(error)
         }
@@ -93,7 +93,7 @@ public struct BrokerMethods: Sendable {
         do throws(TokenError) {
             let key = try await self.tokens.resolve(tenant: request.tenant, region: request.region)
             let token = try await self.tokens.invalidate(key, reported: reported)
-            return Self.tokenResult(key: key, token: token, now: self.tokens.clock.now())
+            return Self.tokenResult(key: key, token: token, now: self.tokens.clock.monotonicNow())
         } catch {
             throw RPCError(error)
         }
@@ -104,7 +104,7 @@ public struct BrokerMethods: Sendable {
             "tenant": .string(key.tenant),
             "region": .string(key.region),
             "token": .string(token.value),
-            "expires_at": .integer(Int64(token.expiresAt)),
+            "expires_at": .integer(token.expiresAtUnix),
             "expires_in": .integer(max(0, Int64(token.expiresAt - now))),
         ]
     }
@@ -147,7 +147,7 @@ public struct BrokerMethods: Sendable {
                         "appid": .string(region.appid),
                         "token_state": .string(status?.state.rawValue ?? TokenState.missing.rawValue),
                     ]
-                    if let expiresAt = status?.expiresAt { entry["expires_at"] = .integer(Int64(expiresAt)) }
+                    if let expiresAt = status?.expiresAt { entry["expires_at"] = .integer(expiresAt) }
                     return .object(entry)
                 }
             )
@@ -159,7 +159,7 @@ public struct BrokerMethods: Sendable {
     /// `broker.status`: the engine's view of every key, for the `status` command.
     func status(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         _ = try Self.reader(params, allowed: [])
-        let now = self.tokens.clock.now()
+        let now = self.tokens.clock.unixNow()
         let entries: [JSONValue] = await self.tokens.statuses().map { status in
             var entry: [String: JSONValue] = [
                 "tenant": .string(status.key.tenant),
@@ -167,7 +167,7 @@ public struct BrokerMethods: Sendable {
                 "state": .string(status.state.rawValue),
                 "failures": .integer(Int64(status.consecutiveFailures)),
             ]
-            if let expiresAt = status.expiresAt { entry["expires_at"] = .integer(Int64(expiresAt)) }
+            if let expiresAt = status.expiresAt { entry["expires_at"] = .integer(expiresAt) }
             if let next = status.nextRefreshAt { entry["next_refresh_at"] = .integer(Int64(next.rounded(.up))) }
             if let last = status.lastRefreshAt { entry["last_refresh_at"] = .integer(Int64(last)) }
             if let error = status.lastError { entry["last_error"] = .string(error) }

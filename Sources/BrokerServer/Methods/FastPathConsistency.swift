@@ -15,8 +15,8 @@ public enum FastPathConsistency {
             request.params?["tenant"]?.stringValue == fast.tenant, request.params?["region"]?.stringValue == fast.region
         else { return "the fast reader read a different request" }
         let key = TokenKey(tenant: fast.tenant, region: fast.region ?? "sg")
-        let token = LiveToken(value: "t\"\\é", issuedAt: 1_800_000_000, expiresAt: 1_800_000_100)
-        let general = RPCResponse.line(RPCResponse.success(id: id, result: BrokerMethods.tokenResult(key: key, token: token, now: 1_800_000_050)))
+        let token = LiveToken(value: "t\"\\é", issuedAt: 5_000, expiresAt: 5_100, expiresAtUnix: 1_800_000_100)
+        let general = RPCResponse.line(RPCResponse.success(id: id, result: BrokerMethods.tokenResult(key: key, token: token, now: 5_050)))
         var fastReply = ByteBuffer()
         FastTokenReply.write(id: fast.id, fragments: FastTokenReply.fragments(key: key, token: token), expiresIn: 50, into: &fastReply)
         return Array(fastReply.readableBytesView) == general ? nil : "the fast reply differs from the general path's"

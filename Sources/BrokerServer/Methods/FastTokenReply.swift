@@ -9,7 +9,7 @@ enum FastTokenReply {
     /// tail = `,"region":"R","tenant":"T","token":"V"}}\n`.
     static func fragments(key: TokenKey, token: LiveToken) -> ServingFragments {
         var head = Array(#","jsonrpc":"2.0","result":{"expires_at":"#.utf8)
-        head.append(contentsOf: String(Int64(token.expiresAt)).utf8)
+        head.append(contentsOf: String(token.expiresAtUnix).utf8)
         head.append(contentsOf: #","expires_in":"#.utf8)
         var tail = Array(#","region":"#.utf8)
         JSONWriter.writeString(key.region, into: &tail)

@@ -65,7 +65,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
         self.audit = audit
         self.peer = peer
         self.peerIsOwner = access.current.isOwner(uid: peer.uid)
-        self.auditedAt = clock.now()
+        self.auditedAt = clock.monotonicNow()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -97,7 +97,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
             self.unflushed = false
             context.flush()
         }
-        if !self.unaudited.isEmpty, self.clock.now() - self.auditedAt >= Self.auditInterval {
+        if !self.unaudited.isEmpty, self.clock.monotonicNow() - self.auditedAt >= Self.auditInterval {
             self.flushAudit()
         }
         context.fireChannelReadComplete()
@@ -136,7 +136,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
     }
 
     private func flushAudit() {
-        self.auditedAt = self.clock.now()
+        self.auditedAt = self.clock.monotonicNow()
         guard let audit = self.audit else { return }
         for (key, count) in self.unaudited {
             audit.record(peer: self.peer, method: "token.get", tenant: key.tenant, region: key.region, outcome: .ok, count: count)
@@ -158,7 +158,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
         guard let request = line.withUnsafeReadableBytes({ FastTokenRequest.parse($0) }),
             self.access.allowsTokenGet(self.peer, tenant: request.tenant, isOwner: self.peerIsOwner)
         else { return nil }
-        let now = self.clock.now()
+        let now = self.clock.monotonicNow()
         guard let served = self.cache.servable(tenant: request.tenant, region: request.region, now: now),
             let fragments = served.fragments
         else { return nil }
