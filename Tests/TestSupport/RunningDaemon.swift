@@ -43,8 +43,14 @@ public final class RunningDaemon: @unchecked Sendable {
     public static func appKey(_ index: Int) -> String { "APPKEY-SECRET-\(index)-zq" }
 
     /// Starts `serve` and waits until it accepts connections.
-    public func start(extraArguments: [String] = []) async throws {
-        let process = BrokerProcess(["serve"] + extraArguments, environment: self.environment)
+    /// - Parameter launcher: a command that runs `sobot-broker serve …` (its arguments follow), such as
+    ///   `unshare -m …` to give the daemon a filesystem of its own.
+    public func start(extraArguments: [String] = [], launcher: [String] = []) async throws {
+        let serve = ["serve"] + extraArguments
+        let process =
+            launcher.isEmpty
+            ? BrokerProcess(serve, environment: self.environment)
+            : BrokerProcess(Array(launcher.dropFirst()) + [BrokerExecutable.path] + serve, environment: self.environment, executable: launcher[0])
         try process.start()
         self.process = process
         let socket = self.socket

@@ -1,0 +1,50 @@
+import BrokerCore
+import Foundation
+import Logging
+import TestSupport
+import Testing
+
+@testable import BrokerServer
+
+@Suite struct AuditLogTests {
+    /// Lines written past the size limit rotate audit.log → .1 → .2 → .3, the oldest dropped; every
+    /// file stays 0600, under the limit, and whole JSON lines.
+    @Test func theLogRotatesBySizeKeepingThreeFiles() async throws {
+        let directory = TemporaryDirectory("audit")
+        let path = directory.file("audit.log")
+        let audit = AuditLog(path: path, maximumBytes: 2_000, keptFiles: 3, logger: Logger(label: "test"))
+        let peer = PeerCredentials(pid: 42, uid: 1000, gid: 1000)
+        var written = 0
+        for batch in 0..<12 {
+            for line in 0..<6 {
+                audit.record(peer: peer, method: "token.get", tenant: "tenant-\(batch)-\(line)", region: "sg", outcome: .ok)
+                written += 1
+            }
+            await audit.flush()
+        }
+        let files = [path] + (1...3).map { "\(path).\($0)" }
+        var kept: [JSONValue] = []
+        for file in files {
+            let attributes = try FileManager.default.attributesOfItem(atPath: file)
+            #expect((attributes[.posixPermissions] as? Int) == 0o600, "\(file)")
+            #expect(try #require(attributes[.size] as? Int) <= 2_000, "\(file)")
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            #expect(text.hasSuffix("\n"))
+            kept += try text.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(path).4"))
+        #expect(kept.count < written, "the oldest file was dropped")
+        let newest = try #require(kept.first { $0["tenant"]?.stringValue == "tenant-11-5" })
+        #expect(newest["uid"]?.integerValue == 1000 && newest["outcome"]?.stringValue == "ok")
+        let order = files.reversed().flatMap { file in
+            (try? String(contentsOfFile: file, encoding: .utf8))?.split(separator: "\n").map(String.init) ?? []
+        }
+        let tenants = try order.map { try #require(try JSONParser.parse(Array($0.utf8))["tenant"]?.stringValue) }
+        #expect(tenants.last == "tenant-11-5" && tenants == tenants.sorted { Self.sequence($0) < Self.sequence($1) }, "oldest first across the files")
+    }
+
+    static func sequence(_ tenant: String) -> Int {
+        let parts = tenant.split(separator: "-").compactMap { Int($0) }
+        return parts[0] * 100 + parts[1]
+    }
+}
