@@ -43,6 +43,36 @@ import Testing
         #expect(tenants.last == "tenant-11-5" && tenants == tenants.sorted { Self.sequence($0) < Self.sequence($1) }, "oldest first across the files")
     }
 
+    /// Counts handed over by many connections of one caller become one line per tenant and region.
+    @Test func fastPathCountsMergePerCallerTenantAndRegion() async throws {
+        let directory = TemporaryDirectory("audit")
+        let path = directory.file("audit.log")
+        let audit = AuditLog(path: path, logger: Logger(label: "test"))
+        let caller = PeerCredentials(pid: 42, uid: 1000, gid: 1000)
+        let other = PeerCredentials(pid: 43, uid: 1001, gid: 1001)
+        let acme = TokenKey(tenant: "acme", region: "sg")
+        let globex = TokenKey(tenant: "globex", region: "us")
+        for _ in 0..<64 {
+            audit.recordServed(peer: caller, counts: [acme: 10, globex: 1])
+        }
+        audit.recordServed(peer: other, counts: [acme: 5])
+        await audit.flush(includingServed: false)
+        #expect(!FileManager.default.fileExists(atPath: path), "counts wait for their interval")
+        await audit.flush()
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+        #expect(lines.count == 3, "\(lines)")
+        func count(_ peer: PeerCredentials, _ key: TokenKey) -> Int64? {
+            let line = lines.first {
+                $0["pid"]?.integerValue == Int64(peer.pid) && $0["tenant"]?.stringValue == key.tenant && $0["region"]?.stringValue == key.region
+            }
+            return line?["count"]?.integerValue
+        }
+        #expect(count(caller, acme) == 640)
+        #expect(count(caller, globex) == 64)
+        #expect(count(other, acme) == 5)
+        #expect(lines.allSatisfy { $0["method"] == "token.get" && $0["outcome"] == "ok" })
+    }
+
     static func sequence(_ tenant: String) -> Int {
         let parts = tenant.split(separator: "-").compactMap { Int($0) }
         return parts[0] * 100 + parts[1]

@@ -12,7 +12,9 @@ import Synchronization
 ///
 /// Recording only appends to a memory buffer under a lock; the `run()` service writes it out every
 /// second on a thread pool, so no request waits on the disk. Successful `token.get`s served by the
-/// event-loop fast path arrive aggregated (one line per connection, tenant and region, with a count).
+/// event-loop fast path arrive as counts from each connection and are merged per caller (uid, gid,
+/// pid), tenant and region into one line with a `count` per `servedInterval`: sixty-four connections
+/// of one process over a thousand tenants make a thousand lines a minute, not sixty-four thousand.
 public final class AuditLog: Service, Sendable {
     public enum Outcome: String, Sendable {
         case ok
@@ -26,9 +28,27 @@ public final class AuditLog: Service, Sendable {
     /// Lines beyond this much unwritten output are dropped (and counted) rather than grow memory.
     static let maximumPending = 8 << 20
 
+    /// How often merged fast-path counts become lines (and at shutdown).
+    public static let servedInterval = 60.0
+
+    private struct ServedKey: Hashable {
+        var peer: PeerCredentials
+        var key: TokenKey
+    }
+
     private struct Pending {
         var bytes: [UInt8] = []
         var dropped = 0
+        var served: [ServedKey: Int] = [:]
+
+        /// Lines beyond `maximumPending` unwritten bytes are counted, not kept.
+        mutating func append(_ line: [UInt8]) {
+            guard self.bytes.count + line.count <= AuditLog.maximumPending else {
+                self.dropped += 1
+                return
+            }
+            self.bytes.append(contentsOf: line)
+        }
     }
 
     private let pending = Mutex(Pending())
@@ -65,28 +85,47 @@ public final class AuditLog: Service, Sendable {
         if count != 1 { object["count"] = .integer(Int64(count)) }
         var line = JSONWriter.bytes(.object(object))
         line.append(0x0a)
+        self.pending.withLock { $0.append(line) }
+    }
+
+    /// Adds a connection's fast-path successes since it last reported, counted per (tenant, region).
+    public func recordServed(peer: PeerCredentials, counts: [TokenKey: Int]) {
         self.pending.withLock { pending in
-            guard pending.bytes.count + line.count <= Self.maximumPending else {
-                pending.dropped += 1
-                return
+            for (key, count) in counts {
+                pending.served[ServedKey(peer: peer, key: key), default: 0] += count
             }
-            pending.bytes.append(contentsOf: line)
         }
     }
 
-    /// Writes buffered lines every second until shutdown, then once more.
+    /// Writes buffered lines every second, and merged fast-path counts every `servedInterval`, until
+    /// shutdown; then both once more.
     public func run() async throws {
+        var servedAt = ContinuousClock.now
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: .seconds(1))
-            await self.flush()
+            let servedDue = ContinuousClock.now - servedAt >= .seconds(Self.servedInterval)
+            if servedDue { servedAt = ContinuousClock.now }
+            await self.flush(includingServed: servedDue)
         }
-        await self.flush()
+        await self.flush(includingServed: true)
     }
 
-    /// Writes what is buffered now (also used by tests).
-    public func flush() async {
+    /// Writes what is buffered now, and with `includingServed` the merged fast-path counts too.
+    public func flush(includingServed: Bool = true) async {
+        let served: [ServedKey: Int] =
+            includingServed
+            ? self.pending.withLock { pending in
+                defer { pending.served = [:] }
+                return pending.served
+            } : [:]
+        for (entry, count) in served {
+            self.record(peer: entry.peer, method: "token.get", tenant: entry.key.tenant, region: entry.key.region, outcome: .ok, count: count)
+        }
         let (bytes, dropped) = self.pending.withLock { pending in
-            defer { pending = Pending() }
+            defer {
+                pending.bytes = []
+                pending.dropped = 0
+            }
             return (pending.bytes, pending.dropped)
         }
         if dropped > 0 { self.logger.warning("audit lines dropped: the disk is not keeping up", metadata: ["count": "\(dropped)"]) }

@@ -4,7 +4,7 @@ import Glibc
 import NIOCore
 
 /// Who is on the other end of a connection, from the kernel (`SO_PEERCRED`), never from the client.
-public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
+public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
     public var pid: Int32
     public var uid: UInt32
     public var gid: UInt32

@@ -38,7 +38,8 @@ final class RequestLineHandler: ChannelDuplexHandler {
     private var unaudited: [TokenKey: Int] = [:]
     private var auditedAt: Double
 
-    /// How often aggregated fast-path successes are handed to the audit log.
+    /// How often this connection hands its fast-path success counts to the audit log, which merges
+    /// them across connections (see `AuditLog.recordServed`).
     static let auditInterval = 60.0
     /// A client that leaves its replies unread this long (outbound buffer over its high-water mark)
     /// is disconnected, so it cannot pin memory or a slot.
@@ -137,10 +138,8 @@ final class RequestLineHandler: ChannelDuplexHandler {
 
     private func flushAudit() {
         self.auditedAt = self.clock.monotonicNow()
-        guard let audit = self.audit else { return }
-        for (key, count) in self.unaudited {
-            audit.record(peer: self.peer, method: "token.get", tenant: key.tenant, region: key.region, outcome: .ok, count: count)
-        }
+        guard !self.unaudited.isEmpty else { return }
+        self.audit?.recordServed(peer: self.peer, counts: self.unaudited)
         self.unaudited.removeAll(keepingCapacity: true)
     }
 
