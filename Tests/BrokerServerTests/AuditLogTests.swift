@@ -73,6 +73,24 @@ import Testing
         #expect(lines.allSatisfy { $0["method"] == "token.get" && $0["outcome"] == "ok" })
     }
 
+    /// A merge as large as the tenant list (more than the pending-bytes cap) is written whole.
+    @Test func aHundredThousandMergedCountsAreAllWritten() async throws {
+        let directory = TemporaryDirectory("audit")
+        let path = directory.file("audit.log")
+        let audit = AuditLog(path: path, maximumBytes: 1 << 30, logger: Logger(label: "test"))
+        let caller = PeerCredentials(pid: 42, uid: 1000, gid: 1000)
+        let keys = (0..<100_000).map { TokenKey(tenant: "tenant-\($0)", region: "sg") }
+        for batch in stride(from: 0, to: keys.count, by: 1024) {
+            audit.recordServed(peer: caller, counts: Dictionary(uniqueKeysWithValues: keys[batch..<min(batch + 1024, keys.count)].map { ($0, 2) }))
+        }
+        await audit.flush()
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.utf8.count > AuditLog.maximumPending)
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 100_000)
+        #expect(Set(lines.map { try! JSONParser.parse(Array($0.utf8))["tenant"]?.stringValue ?? "" }).count == 100_000)
+    }
+
     static func sequence(_ tenant: String) -> Int {
         let parts = tenant.split(separator: "-").compactMap { Int($0) }
         return parts[0] * 100 + parts[1]

@@ -71,6 +71,20 @@ public final class AuditLog: Service, Sendable {
         count: Int = 1,
         now: Double = SystemClock().unixNow()
     ) {
+        let line = Self.line(peer: peer, method: method, tenant: tenant, region: region, outcome: outcome, code: code, count: count, now: now)
+        self.pending.withLock { $0.append(line) }
+    }
+
+    private static func line(
+        peer: PeerCredentials,
+        method: String,
+        tenant: String?,
+        region: String?,
+        outcome: Outcome,
+        code: Int?,
+        count: Int,
+        now: Double
+    ) -> [UInt8] {
         var object: [String: JSONValue] = [
             "time": .double((now * 1000).rounded() / 1000),
             "uid": .integer(Int64(peer.uid)),
@@ -85,7 +99,7 @@ public final class AuditLog: Service, Sendable {
         if count != 1 { object["count"] = .integer(Int64(count)) }
         var line = JSONWriter.bytes(.object(object))
         line.append(0x0a)
-        self.pending.withLock { $0.append(line) }
+        return line
     }
 
     /// Adds a connection's fast-path successes since it last reported, counted per (tenant, region).
@@ -118,9 +132,6 @@ public final class AuditLog: Service, Sendable {
                 defer { pending.served = [:] }
                 return pending.served
             } : [:]
-        for (entry, count) in served {
-            self.record(peer: entry.peer, method: "token.get", tenant: entry.key.tenant, region: entry.key.region, outcome: .ok, count: count)
-        }
         let (bytes, dropped) = self.pending.withLock { pending in
             defer {
                 pending.bytes = []
@@ -129,6 +140,27 @@ public final class AuditLog: Service, Sendable {
             return (pending.bytes, pending.dropped)
         }
         if dropped > 0 { self.logger.warning("audit lines dropped: the disk is not keeping up", metadata: ["count": "\(dropped)"]) }
+        await self.writeOut(bytes)
+        // Merged counts can be a line per tenant: written in pieces, never all held at once.
+        let now = SystemClock().unixNow()
+        var piece: [UInt8] = []
+        for (entry, count) in served {
+            piece += Self.line(
+                peer: entry.peer, method: "token.get", tenant: entry.key.tenant, region: entry.key.region,
+                outcome: .ok, code: nil, count: count, now: now
+            )
+            if piece.count >= Self.writePiece {
+                await self.writeOut(piece)
+                piece.removeAll(keepingCapacity: true)
+            }
+        }
+        await self.writeOut(piece)
+    }
+
+    /// How many bytes of merged-count lines are written at a time.
+    static let writePiece = 256 << 10
+
+    private func writeOut(_ bytes: [UInt8]) async {
         guard !bytes.isEmpty else { return }
         do {
             try await NIOThreadPool.singleton.runIfActive { try self.append(bytes) }

@@ -41,6 +41,9 @@ final class RequestLineHandler: ChannelDuplexHandler {
     /// How often this connection hands its fast-path success counts to the audit log, which merges
     /// them across connections (see `AuditLog.recordServed`).
     static let auditInterval = 60.0
+    /// A connection spreading its calls over many tenants hands its counts over at this many, so its
+    /// own tally stays small however many tenants there are.
+    static let auditHandOverSize = 1024
     /// A client that leaves its replies unread this long (outbound buffer over its high-water mark)
     /// is disconnected, so it cannot pin memory or a slot.
     static let stalledWriteTimeout = TimeAmount.seconds(30)
@@ -162,6 +165,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
             let fragments = served.fragments
         else { return nil }
         self.unaudited[served.key, default: 0] += 1
+        if self.unaudited.count >= Self.auditHandOverSize { self.flushAudit() }
         self.servedCounter.increment()
         var buffer = allocator.buffer(capacity: fragments.head.count + fragments.tail.count + request.id.count + 32)
         FastTokenReply.write(id: request.id, fragments: fragments, expiresIn: max(0, Int64(served.token.expiresAt - now)), into: &buffer)
