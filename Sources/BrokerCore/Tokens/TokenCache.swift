@@ -2,14 +2,20 @@ import Synchronization
 
 /// Bytes a server precomputes for each cached token, around the one part that changes per request
 /// (so serving costs two copies, not an encoding). Opaque to the token engine.
+///
+/// Head and tail share one array: one allocation per cached token, not two.
 public struct ServingFragments: Sendable {
-    public var head: [UInt8]
-    public var tail: [UInt8]
+    private let bytes: [UInt8]
+    private let headCount: Int
 
     public init(head: [UInt8], tail: [UInt8]) {
-        self.head = head
-        self.tail = tail
+        self.bytes = head + tail
+        self.headCount = head.count
     }
+
+    public var head: ArraySlice<UInt8> { self.bytes[..<self.headCount] }
+    public var tail: ArraySlice<UInt8> { self.bytes[self.headCount...] }
+    public var count: Int { self.bytes.count }
 }
 
 /// The lock-protected read side of the token engine: what `token.get` consults on its hot path

@@ -167,7 +167,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
         self.unaudited[served.key, default: 0] += 1
         if self.unaudited.count >= Self.auditHandOverSize { self.flushAudit() }
         self.servedCounter.increment()
-        var buffer = allocator.buffer(capacity: fragments.head.count + fragments.tail.count + request.id.count + 32)
+        var buffer = allocator.buffer(capacity: fragments.count + request.id.count + 32)
         FastTokenReply.write(id: request.id, fragments: fragments, expiresIn: max(0, Int64(served.token.expiresAt - now)), into: &buffer)
         return buffer
     }
