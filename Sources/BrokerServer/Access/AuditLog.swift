@@ -39,7 +39,8 @@ public final class AuditLog: Service, Sendable {
     private struct Pending {
         var bytes: [UInt8] = []
         var dropped = 0
-        var served: [ServedKey: Int] = [:]
+        /// Connections' counts as handed over, merged by the writer (not under this lock).
+        var tallies: [(peer: PeerCredentials, counts: [TokenKey: Int])] = []
 
         /// Lines beyond `maximumPending` unwritten bytes are counted, not kept.
         mutating func append(_ line: [UInt8]) {
@@ -52,6 +53,8 @@ public final class AuditLog: Service, Sendable {
     }
 
     private let pending = Mutex(Pending())
+    /// Fast-path counts merged so far, written every `servedInterval`. Only the writer takes this lock.
+    private let served = Mutex([ServedKey: Int]())
     private let logger: Logger
 
     public init(path: String, maximumBytes: Int = 16 << 20, keptFiles: Int = 3, logger: Logger) {
@@ -103,12 +106,9 @@ public final class AuditLog: Service, Sendable {
     }
 
     /// Adds a connection's fast-path successes since it last reported, counted per (tenant, region).
+    /// Called on event loops: an append under the lock; the merging happens in `flush`.
     public func recordServed(peer: PeerCredentials, counts: [TokenKey: Int]) {
-        self.pending.withLock { pending in
-            for (key, count) in counts {
-                pending.served[ServedKey(peer: peer, key: key), default: 0] += count
-            }
-        }
+        self.pending.withLock { $0.tallies.append((peer, counts)) }
     }
 
     /// Writes buffered lines every second, and merged fast-path counts every `servedInterval`, until
@@ -126,18 +126,19 @@ public final class AuditLog: Service, Sendable {
 
     /// Writes what is buffered now, and with `includingServed` the merged fast-path counts too.
     public func flush(includingServed: Bool = true) async {
-        let served: [ServedKey: Int] =
-            includingServed
-            ? self.pending.withLock { pending in
-                defer { pending.served = [:] }
-                return pending.served
-            } : [:]
-        let (bytes, dropped) = self.pending.withLock { pending in
-            defer {
-                pending.bytes = []
-                pending.dropped = 0
+        let (bytes, dropped, tallies) = self.pending.withLock { pending in
+            defer { pending = Pending() }
+            return (pending.bytes, pending.dropped, pending.tallies)
+        }
+        let served = self.served.withLock { merged in
+            for tally in tallies {
+                for (key, count) in tally.counts {
+                    merged[ServedKey(peer: tally.peer, key: key), default: 0] += count
+                }
             }
-            return (pending.bytes, pending.dropped)
+            guard includingServed else { return [ServedKey: Int]() }
+            defer { merged = [:] }
+            return merged
         }
         if dropped > 0 { self.logger.warning("audit lines dropped: the disk is not keeping up", metadata: ["count": "\(dropped)"]) }
         await self.writeOut(bytes)
