@@ -18,14 +18,11 @@ public protocol BrokerClock: Sendable {
 }
 
 extension BrokerClock {
-    /// The Unix time of the monotonic moment `moment`, as the wall clock reads now.
-    public func unixTime(of moment: Double) -> Double {
-        self.unixNow() + (moment - self.monotonicNow())
-    }
-
-    /// The monotonic moment of the Unix time `stamp` (a stamp read back from the store).
-    public func moment(ofUnixTime stamp: Double) -> Double {
-        self.monotonicNow() + (stamp - self.unixNow())
+    /// How far the wall clock reads ahead of the monotonic one now: added to a monotonic moment it gives
+    /// that moment's Unix time; subtracted from a Unix stamp it places the stamp on the monotonic clock.
+    /// Read it once for a batch of conversions.
+    public func unixOffset() -> Double {
+        self.unixNow() - self.monotonicNow()
     }
 }
 

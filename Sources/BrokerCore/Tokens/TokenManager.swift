@@ -80,7 +80,8 @@ public actor TokenManager: Service {
     public func reload() async throws {
         let store = self.store
         let now = self.clock.monotonicNow()
-        let unixNow = Int64(self.clock.unixNow())
+        let unixOffset = self.clock.unixOffset()
+        let unixNow = Int64(now + unixOffset)
         let revisions = try await NIOThreadPool.singleton.runIfActive { try store.credentialRevisions() }
         for key in self.slots.keys where revisions[key] == nil {
             self.forget(key)
@@ -122,7 +123,7 @@ public actor TokenManager: Service {
         }
         for key in reread where self.slots[key]?.token == nil {
             if let token = storedByKey[key] {
-                self.adopt(self.liveToken(from: token), for: key, now: now)
+                self.adopt(Self.liveToken(from: token, unixOffset: unixOffset), for: key, now: now)
             } else {
                 self.schedule(key, at: now)
             }
@@ -137,11 +138,11 @@ public actor TokenManager: Service {
     }
 
     /// A persisted token placed on the monotonic clock: its stamps are Unix seconds.
-    private func liveToken(from stored: StoredToken) -> LiveToken {
+    private static func liveToken(from stored: StoredToken, unixOffset: Double) -> LiveToken {
         LiveToken(
             value: stored.value,
-            issuedAt: self.clock.moment(ofUnixTime: Double(stored.issuedAt)),
-            expiresAt: self.clock.moment(ofUnixTime: Double(stored.expiresAt)),
+            issuedAt: Double(stored.issuedAt) - unixOffset,
+            expiresAt: Double(stored.expiresAt) - unixOffset,
             expiresAtUnix: stored.expiresAt
         )
     }
@@ -405,6 +406,7 @@ public actor TokenManager: Service {
 
     public func statuses() -> [TokenStatus] {
         let now = self.clock.monotonicNow()
+        let unixOffset = self.clock.unixOffset()
         return self.slots.map { key, slot in
             let state: TokenState
             switch slot.token {
@@ -417,7 +419,7 @@ public actor TokenManager: Service {
                 key: key,
                 state: state,
                 expiresAt: slot.token.map(\.expiresAtUnix),
-                nextRefreshAt: (slot.refreshAt ?? (slot.queued || slot.fetch != nil ? now : nil)).map(self.clock.unixTime(of:)),
+                nextRefreshAt: (slot.refreshAt ?? (slot.queued || slot.fetch != nil ? now : nil)).map { $0 + unixOffset },
                 lastRefreshAt: slot.lastRefreshAt,
                 consecutiveFailures: slot.failures,
                 lastError: slot.lastError.map { "\($0)" }
