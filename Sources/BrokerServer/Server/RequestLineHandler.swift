@@ -34,7 +34,7 @@ final class RequestLineHandler: ChannelDuplexHandler {
     private var linesWithGeneralPath = 0
     private var unflushed = false
     private var closing = false
-    /// Fast-path successes not yet written to the audit log, and when they last were.
+    /// Fast-path successes not yet handed to the audit log, and when they last were.
     private var unaudited: [TokenKey: Int] = [:]
     private var auditedAt: Double
 
