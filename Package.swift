@@ -27,6 +27,7 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        .systemLibrary(name: "CLinuxEvents"),
         .target(
             name: "BrokerCore",
             dependencies: [
@@ -45,6 +46,7 @@ let package = Package(
             name: "BrokerServer",
             dependencies: [
                 "BrokerCore",
+                "CLinuxEvents",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -73,6 +73,19 @@ import Testing
         #expect(lines.allSatisfy { $0["method"] == "token.get" && $0["outcome"] == "ok" })
     }
 
+    /// Consecutive successes for one (tenant, region) are one run; a different one starts the next,
+    /// and a tenant seen again later gets a run of its own (the audit log adds them up).
+    @Test func aTallyCountsRunsOfTheSameTenantAndRegion() {
+        var tally = ServedTally()
+        for (tenant, region) in [("acme", "sg"), ("acme", "sg"), ("acme", "us"), ("globex", "us"), ("globex", "us"), ("acme", "sg")] {
+            tally.count(tenant: tenant, region: region)
+        }
+        tally.count(tenant: "acme", region: "sg", times: 3)
+        #expect(tally.runs.map { "\($0.key.tenant)/\($0.key.region)=\($0.count)" } == ["acme/sg=2", "acme/us=1", "globex/us=2", "acme/sg=4"])
+        tally.removeAll()
+        #expect(tally.isEmpty)
+    }
+
     /// A merge as large as the tenant list (more than the pending-bytes cap) is written whole.
     @Test func aHundredThousandMergedCountsAreAllWritten() async throws {
         let directory = TemporaryDirectory("audit")
@@ -81,7 +94,9 @@ import Testing
         let caller = PeerCredentials(pid: 42, uid: 1000, gid: 1000)
         let keys = (0..<100_000).map { TokenKey(tenant: "tenant-\($0)", region: "sg") }
         for batch in stride(from: 0, to: keys.count, by: 1024) {
-            audit.recordServed(peer: caller, counts: Dictionary(uniqueKeysWithValues: keys[batch..<min(batch + 1024, keys.count)].map { ($0, 2) }))
+            var tally = ServedTally()
+            for key in keys[batch..<min(batch + 1024, keys.count)] { tally.count(tenant: key.tenant, region: key.region, times: 2) }
+            audit.recordServed(peer: caller, counts: tally)
         }
         await audit.flush()
         let text = try String(contentsOfFile: path, encoding: .utf8)

@@ -68,6 +68,75 @@ import Testing
         await daemon.shutdown()
     }
 
+    /// Cached `token.get`s are answered on the socket loop and everything else on the general path;
+    /// a fast line sent after a slow one still gets its reply after the slow one's.
+    @Test func repliesKeepRequestOrderAcrossTheFastAndGeneralPaths() async throws {
+        let daemon = try await RunningDaemon(tenants: 1)
+        _ = try await daemon.call("token.get", ["tenant": "t0"])
+        let connection = try daemon.connect()
+        let fast = { (id: Int) in #"{"jsonrpc":"2.0","id":\#(id),"method":"token.get","params":{"tenant":"t0"}}"# }
+        let lines = [
+            fast(1),
+            #"{"jsonrpc":"2.0","id":2,"method":"tenant.list"}"#,
+            fast(3),
+            fast(4),
+            #"{"jsonrpc":"2.0","method":"broker.health"}"#,
+            fast(5),
+            "{not json",
+            fast(6),
+        ]
+        try await onThread { try connection.send(Array(lines.joined(separator: "\n").utf8) + [0x0a]) }
+        var ids: [JSONValue] = []
+        for _ in 0..<7 { ids.append(try await connection.nextReply()["id"] ?? "missing") }
+        #expect(ids == [1, 2, 3, 4, 5, .null, 6])
+        await daemon.shutdown()
+    }
+
+    /// With several socket loops, the first accepts and deals connections out to the others; each
+    /// connection is served whole by its loop, fast and general path alike.
+    @Test func connectionsDealtToSeveralLoopsAreEachServedInOrder() async throws {
+        let daemon = try await RunningDaemon(tenants: 2, start: false)
+        try await daemon.start(extraArguments: ["--threads", "3"])
+        let connections = try (0..<9).map { _ in try daemon.connect() }
+        for (index, connection) in connections.enumerated() {
+            let tenant = "t\(index % 2)"
+            let lines = [
+                #"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":"\#(tenant)"}}"#,
+                #"{"jsonrpc":"2.0","id":2,"method":"broker.health"}"#,
+                #"{"jsonrpc":"2.0","id":3,"method":"token.get","params":{"tenant":"\#(tenant)"}}"#,
+            ]
+            try await onThread { try connection.send(Array(lines.joined(separator: "\n").utf8) + [0x0a]) }
+        }
+        for (index, connection) in connections.enumerated() {
+            let replies = [try await connection.nextReply(), try await connection.nextReply(), try await connection.nextReply()]
+            #expect(replies.map { $0["id"] } == [1, 2, 3])
+            #expect(replies[0]["result"]?["tenant"] == .string("t\(index % 2)"))
+            #expect(replies[0]["result"]?["token"] == replies[2]["result"]?["token"])
+            #expect(replies[1]["result"]?["status"] == "ok")
+        }
+        await daemon.shutdown()
+    }
+
+    /// A client that shuts down its sending side after its requests (as `socat` does at the end of
+    /// its input) gets every reply, then the daemon closes the connection.
+    @Test func aClientThatHalfClosesGetsEveryReplyThenEndOfStream() async throws {
+        let daemon = try await RunningDaemon(tenants: 1)
+        let connection = try daemon.connect()
+        let requests = [
+            #"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":"t0"}}"#,
+            #"{"jsonrpc":"2.0","id":2,"method":"broker.health"}"#,
+            #"{"jsonrpc":"2.0","id":3,"method":"token.get","params":{"tenant":"t0"}}"#,
+        ]
+        try await onThread { try connection.send(Array(requests.joined(separator: "\n").utf8) + [0x0a]) }
+        #expect(shutdown(connection.descriptorForLoad, Int32(SHUT_WR)) == 0)
+        for id in 1...3 {
+            let reply = try await connection.nextReply()
+            #expect(reply["id"] == .integer(Int64(id)) && reply["result"] != nil, "\(reply)")
+        }
+        await #expect(throws: BrokerClientError.self) { try await onThread { try connection.readLine() } }
+        await daemon.shutdown()
+    }
+
     @Test func anOverlongLineClosesOnlyItsOwnConnection() async throws {
         let daemon = try await RunningDaemon(tenants: 1)
         let bystander = try daemon.connect()

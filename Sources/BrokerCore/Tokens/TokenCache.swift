@@ -13,8 +13,13 @@ public struct ServingFragments: Sendable {
         self.headCount = head.count
     }
 
-    public var head: ArraySlice<UInt8> { self.bytes[..<self.headCount] }
-    public var tail: ArraySlice<UInt8> { self.bytes[self.headCount...] }
+    /// Lends the head and tail bytes without copying or retaining them.
+    public func withHeadAndTail<Result>(_ body: (_ head: UnsafeRawBufferPointer, _ tail: UnsafeRawBufferPointer) -> Result) -> Result {
+        self.bytes.withUnsafeBytes { bytes in
+            body(UnsafeRawBufferPointer(rebasing: bytes[..<self.headCount]), UnsafeRawBufferPointer(rebasing: bytes[self.headCount...]))
+        }
+    }
+
     public var count: Int { self.bytes.count }
 }
 
@@ -51,22 +56,39 @@ public final class TokenCache: Sendable {
         }
     }
 
-    /// The fresh token a request for (tenant, region?) gets, resolved and read under one lock: the
-    /// whole of `token.get`'s hot path. The region may be omitted when the tenant has only one.
-    public func servable(tenant: String, region: String?, now: Double) -> (key: TokenKey, token: LiveToken, fragments: ServingFragments?)? {
+    /// The fresh token a request for (tenant, region?) gets, resolved and read under one lock. The
+    /// region may be omitted when the tenant has only one.
+    public func servable(tenant: String, region: String?, now: Double) -> (key: TokenKey, token: LiveToken)? {
         self.contents.withLock { tenants in
-            guard let slots = tenants[tenant] else { return nil }
-            let slot: RegionSlot
-            if let region {
-                guard let match = slots.first(where: { $0.region == region }) else { return nil }
-                slot = match
-            } else {
-                guard slots.count == 1 else { return nil }
-                slot = slots[0]
-            }
-            guard let token = slot.token, token.isFresh(at: now) else { return nil }
-            return (TokenKey(tenant: tenant, region: slot.region), token, slot.fragments)
+            guard let slots = tenants[tenant], let index = Self.slotIndex(of: region, in: slots),
+                let token = slots[index].token, token.isFresh(at: now)
+            else { return nil }
+            return (TokenKey(tenant: tenant, region: slots[index].region), token)
         }
+    }
+
+    /// The same read for `token.get`'s hot path: calls `body` under the lock with the resolved
+    /// region, the token's expiry (monotonic) and its serving fragments, so nothing is copied or
+    /// retained per request; nil, without calling `body`, when there is no fresh token to serve.
+    /// `body` holds the lock: it should only copy bytes.
+    public func serve<Result>(
+        tenant: String,
+        region: String?,
+        now: Double,
+        _ body: (_ region: String, _ expiresAt: Double, _ fragments: ServingFragments) -> Result
+    ) -> Result? {
+        self.contents.withLock { tenants in
+            guard let slots = tenants[tenant], let index = Self.slotIndex(of: region, in: slots),
+                let fragments = slots[index].fragments, let token = slots[index].token, token.isFresh(at: now)
+            else { return nil }
+            return body(slots[index].region, token.expiresAt, fragments)
+        }
+    }
+
+    /// The named region's slot, or the only one when no region is named.
+    private static func slotIndex(of region: String?, in slots: [RegionSlot]) -> Int? {
+        guard let region else { return slots.count == 1 ? 0 : nil }
+        return slots.firstIndex { $0.region == region }
     }
 
     /// The regions a tenant has credentials in, sorted; empty for an unknown tenant.

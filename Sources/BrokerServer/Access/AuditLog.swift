@@ -40,7 +40,7 @@ public final class AuditLog: Service, Sendable {
         var bytes: [UInt8] = []
         var dropped = 0
         /// Connections' counts as handed over, merged by the writer (not under this lock).
-        var tallies: [(peer: PeerCredentials, counts: [TokenKey: Int])] = []
+        var tallies: [(peer: PeerCredentials, counts: ServedTally)] = []
 
         /// Lines beyond `maximumPending` unwritten bytes are counted, not kept.
         mutating func append(_ line: [UInt8]) {
@@ -105,9 +105,9 @@ public final class AuditLog: Service, Sendable {
         return line
     }
 
-    /// Adds a connection's fast-path successes since it last reported, counted per (tenant, region).
-    /// Called on event loops: an append under the lock; the merging happens in `flush`.
-    public func recordServed(peer: PeerCredentials, counts: [TokenKey: Int]) {
+    /// Adds a connection's fast-path successes since it last reported.
+    /// Called on socket loops: an append under the lock; the merging happens in `flush`.
+    public func recordServed(peer: PeerCredentials, counts: ServedTally) {
         self.pending.withLock { $0.tallies.append((peer, counts)) }
     }
 
@@ -132,7 +132,7 @@ public final class AuditLog: Service, Sendable {
         }
         let served = self.served.withLock { merged in
             for tally in tallies {
-                for (key, count) in tally.counts {
+                for (key, count) in tally.counts.runs {
                     merged[ServedKey(peer: tally.peer, key: key), default: 0] += count
                 }
             }

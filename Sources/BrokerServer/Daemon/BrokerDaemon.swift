@@ -16,7 +16,7 @@ public final class BrokerDaemon: Sendable {
         public var modules: [any EndpointModule] = []
         public var enabledModules: Set<String>?
         public var drainTimeout: Double = 10
-        public var eventLoopThreads: Int?
+        public var socketThreads = 1
         public var socketGroup: UInt32?
         public var maximumConnections = 4096
         /// `host:port` for Prometheus text over HTTP, off by default.
@@ -72,7 +72,7 @@ public final class BrokerDaemon: Sendable {
         )
         var serverConfiguration = UnixSocketServer.Configuration(socketPath: configuration.paths.socket)
         serverConfiguration.drainTimeout = configuration.drainTimeout
-        serverConfiguration.eventLoopThreads = configuration.eventLoopThreads
+        serverConfiguration.socketThreads = configuration.socketThreads
         serverConfiguration.socketGroup = configuration.socketGroup
         serverConfiguration.maximumConnections = configuration.maximumConnections
         let server = UnixSocketServer(

@@ -1,5 +1,4 @@
 import BrokerCore
-import NIOCore
 
 /// The `token.get` reply line built from pre-encoded fragments. It must equal, byte for byte, what the
 /// general path produces (`RPCResponse.line` of `BrokerMethods.tokenResult`: sorted keys, same numbers).
@@ -21,11 +20,31 @@ enum FastTokenReply {
         return ServingFragments(head: head, tail: tail)
     }
 
-    static func write(id: ArraySlice<UInt8>, fragments: ServingFragments, expiresIn: Int64, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString(#"{"id":"#)
-        buffer.writeBytes(id)
-        buffer.writeBytes(fragments.head)
-        buffer.writeString(String(expiresIn))
-        buffer.writeBytes(fragments.tail)
+    /// Appends the reply for a request whose id is `id` (its bytes exactly as sent).
+    static func write(id: some Collection<UInt8>, fragments: ServingFragments, expiresIn: Int64, into buffer: inout [UInt8]) {
+        fragments.withHeadAndTail { head, tail in
+            buffer.append(contentsOf: #"{"id":"#.utf8)
+            buffer.append(contentsOf: id)
+            buffer.append(contentsOf: head)
+            Self.appendDecimal(expiresIn, to: &buffer)
+            buffer.append(contentsOf: tail)
+        }
+    }
+
+    /// `String(value).utf8` without building the String: this runs once per served token.
+    static func appendDecimal(_ value: Int64, to buffer: inout [UInt8]) {
+        if value < 0 { buffer.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        // 24 bytes hold UInt64.max's 20 digits.
+        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &scratch) { digits in
+            var start = digits.count
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: digits[start...]))
+        }
     }
 }

@@ -10,14 +10,15 @@ import Glibc
 /// not recognised (nil), and the general path answers it. So the fast path never accepts what the
 /// general path would reject, and its reply is byte-for-byte the general path's.
 struct FastTokenRequest: Equatable {
-    /// The id exactly as sent; for the accepted forms it is also how the general path re-encodes it.
-    var id: ArraySlice<UInt8>
+    /// Where the id lies in the line, exactly as sent; for the accepted forms it is also how the
+    /// general path re-encodes it. A range, not a copy: reading a request allocates nothing.
+    var id: Range<Int>
     var tenant: String
     var region: String?
 
     static func parse(_ bytes: UnsafeRawBufferPointer) -> FastTokenRequest? {
         var reader = Reader(bytes: bytes)
-        var id: ArraySlice<UInt8>?
+        var id: Range<Int>?
         var tenant: String?
         var region: String?
         var sawVersion = false
@@ -113,12 +114,12 @@ struct FastTokenRequest: Equatable {
 
         /// An id the general path would re-encode identically: a plain string, or an integer of at
         /// most 18 digits without leading zeros.
-        mutating func simpleID() -> ArraySlice<UInt8>? {
+        mutating func simpleID() -> Range<Int>? {
             self.skipSpace()
             let start = index
             if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
                 guard self.plainStringRange() != nil else { return nil }
-                return ArraySlice(bytes[start..<index])
+                return start..<index
             }
             if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
             let digitsStart = index
@@ -127,8 +128,8 @@ struct FastTokenRequest: Equatable {
             guard digits > 0, digits <= 18, !(digits > 1 && bytes[digitsStart] == UInt8(ascii: "0")),
                 !(bytes[start] == UInt8(ascii: "-") && digits == 1 && bytes[digitsStart] == UInt8(ascii: "0"))
             else { return nil }
-            if index < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[index]) { return nil }
-            return ArraySlice(bytes[start..<index])
+            if index < bytes.count, bytes[index] == UInt8(ascii: ".") || bytes[index] | 0x20 == UInt8(ascii: "e") { return nil }
+            return start..<index
         }
     }
 }

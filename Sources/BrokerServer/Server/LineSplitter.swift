@@ -1,48 +1,57 @@
-import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Splits a byte stream into `\n`-terminated lines (a trailing `\r` is dropped), carrying a partial
 /// line between reads, and refusing a line longer than `maximumLength` without buffering it whole.
+///
+/// Lines that arrive whole within one read are handed out as views of the read buffer, uncopied;
+/// only a line split across reads is gathered in `carried`.
 struct LineSplitter {
-    enum Outcome {
-        case line(ByteBuffer)
-        case needMoreData
-        case tooLong
-    }
-
     let maximumLength: Int
-    private var carried: ByteBuffer?
-    /// How much of `carried` is known to hold no newline, so it is not scanned again.
-    private var scanned = 0
+    private var carried: [UInt8] = []
 
     init(maximumLength: Int) {
         self.maximumLength = maximumLength
     }
 
-    /// Adds newly read bytes; then call `next()` until it returns `.needMoreData`.
-    mutating func append(_ bytes: inout ByteBuffer) {
-        if self.carried == nil {
-            self.carried = bytes
-        } else {
-            self.carried!.writeBuffer(&bytes)
+    /// Calls `line` for every line that `bytes` completes, in order. Returns false, having handed
+    /// out the lines before it, when a line is longer than `maximumLength`; the stream is then unusable.
+    mutating func split(_ bytes: UnsafeRawBufferPointer, _ line: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return true }
+        var start = 0
+        if !self.carried.isEmpty {
+            guard let newline = Self.newline(in: base, from: 0, to: bytes.count) else {
+                guard self.carried.count + bytes.count <= self.maximumLength else { return false }
+                self.carried.append(contentsOf: bytes)
+                return true
+            }
+            guard self.carried.count + newline <= self.maximumLength else { return false }
+            self.carried.append(contentsOf: UnsafeRawBufferPointer(start: base, count: newline))
+            self.carried.withUnsafeBytes { line(Self.trimmingReturn($0)) }
+            self.carried.removeAll(keepingCapacity: self.carried.capacity <= 4096)
+            start = newline + 1
         }
+        while start < bytes.count {
+            guard let newline = Self.newline(in: base, from: start, to: bytes.count) else {
+                guard bytes.count - start <= self.maximumLength else { return false }
+                self.carried.append(contentsOf: UnsafeRawBufferPointer(start: base + start, count: bytes.count - start))
+                return true
+            }
+            guard newline - start <= self.maximumLength else { return false }
+            line(Self.trimmingReturn(UnsafeRawBufferPointer(start: base + start, count: newline - start)))
+            start = newline + 1
+        }
+        return true
     }
 
-    mutating func next() -> Outcome {
-        guard var buffer = self.carried else { return .needMoreData }
-        let view = buffer.readableBytesView
-        guard let newline = view[(view.startIndex + self.scanned)...].firstIndex(of: UInt8(ascii: "\n")) else {
-            self.scanned = view.count
-            if view.count > self.maximumLength { return .tooLong }
-            if view.isEmpty { self.carried = nil }
-            return .needMoreData
-        }
-        self.scanned = 0
-        let length = newline - view.startIndex
-        guard length <= self.maximumLength else { return .tooLong }
-        let trimmed = length > 0 && view[newline - 1] == UInt8(ascii: "\r") ? length - 1 : length
-        let line = buffer.getSlice(at: buffer.readerIndex, length: trimmed)!
-        buffer.moveReaderIndex(forwardBy: length + 1)
-        self.carried = buffer.readableBytes == 0 ? nil : buffer
-        return .line(line)
+    private static func newline(in base: UnsafeRawPointer, from start: Int, to end: Int) -> Int? {
+        guard let found = memchr(base + start, Int32(UInt8(ascii: "\n")), end - start) else { return nil }
+        return UnsafeRawPointer(found) - base
+    }
+
+    private static func trimmingReturn(_ line: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        guard let last = line.last, last == UInt8(ascii: "\r") else { return line }
+        return UnsafeRawBufferPointer(rebasing: line.dropLast())
     }
 }

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import NIOCore
 
 /// Who is on the other end of a connection, from the kernel (`SO_PEERCRED`), never from the client.
 public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
@@ -24,15 +23,11 @@ public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
         var gid: UInt32 = 0
     }
 
-    /// Reads the peer credentials of an accepted Unix-socket channel.
-    static func read(from channel: Channel) -> EventLoopFuture<PeerCredentials> {
-        guard let provider = channel as? SocketOptionProvider else {
-            return channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
-        }
-        let future: EventLoopFuture<RawCredentials> = provider.unsafeGetSocketOption(
-            level: SocketOptionLevel(SOL_SOCKET),
-            name: SocketOptionName(SO_PEERCRED)
-        )
-        return future.map { PeerCredentials(pid: $0.pid, uid: $0.uid, gid: $0.gid) }
+    /// Reads the peer credentials of an accepted Unix-socket descriptor.
+    static func read(descriptor: Int32) -> PeerCredentials? {
+        var raw = RawCredentials()
+        var length = socklen_t(MemoryLayout<RawCredentials>.size)
+        guard getsockopt(descriptor, SOL_SOCKET, SO_PEERCRED, &raw, &length) == 0 else { return nil }
+        return PeerCredentials(pid: raw.pid, uid: raw.uid, gid: raw.gid)
     }
 }
