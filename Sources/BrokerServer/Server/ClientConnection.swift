@@ -19,7 +19,8 @@ struct ClientConnection {
     /// How often a connection hands its fast-path success counts to the audit log, which merges
     /// them across connections (see `AuditLog.recordServed`)…
     static let auditInterval = 60.0
-    /// …or sooner at this many runs of one (tenant, region), so its own tally stays small.
+    /// …or, checked after each read, sooner at this many runs of one (tenant, region), so its own
+    /// tally stays small.
     static let auditHandOverSize = 1024
     /// Output capacity kept for reuse once everything is written; a burst beyond it is given back.
     private static let keptOutputCapacity = 64 << 10
@@ -84,7 +85,7 @@ struct ClientConnection {
     }
 
     /// Stops taking requests (graceful drain): what the client already sent is still answered.
-    mutating func shutDownInput(loop: SocketLoop) {
+    func shutDownInput(loop: SocketLoop) {
         shutdown(self.descriptor, Int32(SHUT_RD))
         // Re-registering polls the socket again, so a read reports the end of input even when no
         // new event would have.
@@ -116,10 +117,6 @@ struct ClientConnection {
                 Self.answerFast(line, now: now, peer: peer, peerIsOwner: peerIsOwner, services: services, into: &self.outbound, tally: &self.unaudited)
             {
                 served += 1
-                if self.unaudited.runs.count >= Self.auditHandOverSize {
-                    services.audit?.recordServed(peer: peer, counts: self.unaudited)
-                    self.unaudited.removeAll()
-                }
             } else {
                 if self.generalPath == nil {
                     self.generalPath = Self.startGeneralPath(tag: tag, peer: peer, services: services, loop: loop)
@@ -127,6 +124,9 @@ struct ClientConnection {
                 self.linesWithGeneralPath += 1
                 self.generalPath?.yield(Array(line))
             }
+        }
+        if self.unaudited.runs.count >= Self.auditHandOverSize {
+            self.handOverAudit(now: now, audit: services.audit, force: true)
         }
         if !usable {
             self.closeInput()

@@ -119,21 +119,22 @@ final class SocketLoop: @unchecked Sendable {
     }
 
     private func run() {
+        // One clock reading per batch of events: everything in a batch is handled at the same moment.
+        var now = self.services.clock.monotonicNow()
         while true {
-            let now = self.services.clock.monotonicNow()
             if case .draining(let deadline) = self.state, self.openCount == 0 || now >= deadline { break }
             var timeout = Self.housekeepingInterval
             if case .draining(let deadline) = self.state { timeout = min(timeout, max(0, deadline - now)) }
             let ready = self.epoll.wait(timeoutMilliseconds: Int32((timeout * 1000).rounded(.up)))
-            let after = self.services.clock.monotonicNow()
+            now = self.services.clock.monotonicNow()
             var served = 0
             for index in 0..<ready {
-                served += self.handle(self.epoll.event(at: index), now: after)
+                served += self.handle(self.epoll.event(at: index), now: now)
             }
             if served > 0 { self.services.fastTokenGets.increment(by: Int64(served)) }
-            if after - self.lastHousekeeping >= Self.housekeepingInterval { self.keepHouse(now: after) }
+            if now - self.lastHousekeeping >= Self.housekeepingInterval { self.keepHouse(now: now) }
         }
-        self.closeAll(now: self.services.clock.monotonicNow())
+        self.closeAll(now: now)
         self.closeListener()
         let waiter = self.stopState.withLock { state in
             state.stopped = true
