@@ -13,8 +13,9 @@ public struct ServingFragments: Sendable {
         self.headCount = head.count
     }
 
-    /// Lends the head and tail bytes without copying or retaining them.
-    public func withHeadAndTail<Result>(_ body: (_ head: UnsafeRawBufferPointer, _ tail: UnsafeRawBufferPointer) -> Result) -> Result {
+    /// Lends the head and tail bytes without copying or retaining them. Not generic: called across
+    /// modules on the hot path, a generic would be looked up at run time rather than specialised.
+    public func withHeadAndTail(_ body: (_ head: UnsafeRawBufferPointer, _ tail: UnsafeRawBufferPointer) -> Void) {
         self.bytes.withUnsafeBytes { bytes in
             body(UnsafeRawBufferPointer(rebasing: bytes[..<self.headCount]), UnsafeRawBufferPointer(rebasing: bytes[self.headCount...]))
         }
@@ -67,21 +68,22 @@ public final class TokenCache: Sendable {
         }
     }
 
-    /// The same read for `token.get`'s hot path: calls `body` under the lock with the resolved
-    /// region, the token's expiry (monotonic) and its serving fragments, so nothing is copied or
-    /// retained per request; nil, without calling `body`, when there is no fresh token to serve.
-    /// `body` holds the lock: it should only copy bytes.
-    public func serve<Result>(
+    /// The same read for `token.get`'s hot path: calls `body` under the lock with the token's expiry
+    /// (monotonic) and its serving fragments, so nothing is copied or retained per request, and
+    /// returns the region served; nil, without calling `body`, when there is no fresh token.
+    /// `body` holds the lock: it should only copy bytes. (Not generic, like `withHeadAndTail`.)
+    public func serve(
         tenant: String,
         region: String?,
         now: Double,
-        _ body: (_ region: String, _ expiresAt: Double, _ fragments: ServingFragments) -> Result
-    ) -> Result? {
+        _ body: (_ expiresAt: Double, _ fragments: ServingFragments) -> Void
+    ) -> String? {
         self.contents.withLock { tenants in
             guard let slots = tenants[tenant], let index = Self.slotIndex(of: region, in: slots),
                 let fragments = slots[index].fragments, let token = slots[index].token, token.isFresh(at: now)
             else { return nil }
-            return body(slots[index].region, token.expiresAt, fragments)
+            body(token.expiresAt, fragments)
+            return slots[index].region
         }
     }
 

@@ -153,9 +153,8 @@ struct ClientConnection {
             services.access.allowsTokenGet(peer, tenant: request.tenant, isOwner: peerIsOwner)
         else { return false }
         let id = UnsafeRawBufferPointer(rebasing: line[request.id])
-        let region = services.cache.serve(tenant: request.tenant, region: request.region, now: now) { region, expiresAt, fragments in
+        let region = services.cache.serve(tenant: request.tenant, region: request.region, now: now) { expiresAt, fragments in
             FastTokenReply.write(id: id, fragments: fragments, expiresIn: max(0, Int64(expiresAt - now)), into: &outbound)
-            return region
         }
         guard let region else { return false }
         tally.count(tenant: request.tenant, region: region)
