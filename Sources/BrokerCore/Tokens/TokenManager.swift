@@ -22,7 +22,9 @@ public actor TokenManager: Service {
 
     private typealias Fetch = Task<Result<LiveToken, TokenError>, Never>
 
-    private struct Slot {
+    /// A class, not a struct: `slots` has 2^18 buckets at 100,000 keys, and a bucket holding a
+    /// reference instead of this whole record saves about 20 MB there. Only this actor touches it.
+    private final class Slot {
         /// The credential's revision in the store when this slot last (re)loaded it.
         var revision: Int64
         var token: LiveToken?
@@ -35,6 +37,10 @@ public actor TokenManager: Service {
         var lastError: TokenError?
         /// Unix seconds, for reports only.
         var lastRefreshAt: Double?
+
+        init(revision: Int64) {
+            self.revision = revision
+        }
     }
 
     private struct RegionPacer {
@@ -109,7 +115,7 @@ public actor TokenManager: Service {
         let storedByKey = Dictionary(stored.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
         var retryNow: [TokenKey] = []
         for (key, revision) in changed {
-            guard var slot = self.slots[key] else { continue }
+            guard let slot = self.slots[key] else { continue }
             if slot.failures > 0 { retryNow.append(key) }
             slot.revision = revision
             slot.failures = 0
@@ -119,7 +125,6 @@ public actor TokenManager: Service {
                 slot.token = nil
                 self.cache.clearToken(key)
             }
-            self.slots[key] = slot
         }
         for key in reread where self.slots[key]?.token == nil {
             if let token = storedByKey[key] {
@@ -251,7 +256,7 @@ public actor TokenManager: Service {
             self.wake(before: 0)
         }
         BrokerMetrics.recordTokenFetch(region: key.region, outcome: Self.outcomeLabel(result), background: paced)
-        guard var slot = self.slots[key] else { return }
+        guard let slot = self.slots[key] else { return }
         slot.fetch = nil
         let now = self.clock.monotonicNow()
         switch result {
@@ -261,7 +266,6 @@ public actor TokenManager: Service {
             slot.blockedUntil = nil
             slot.lastError = nil
             slot.lastRefreshAt = self.clock.unixNow()
-            self.slots[key] = slot
             self.cache.store(token, for: key)
             self.schedule(key, at: RefreshSchedule.refreshTime(for: token, key: key, policy: self.policy))
         case .failure(.unknownRegion), .failure(.unknownTenant):
@@ -277,7 +281,6 @@ public actor TokenManager: Service {
                 delay = RefreshSchedule.backoff(afterFailures: slot.failures, policy: self.policy)
             }
             slot.blockedUntil = now + delay
-            self.slots[key] = slot
             self.schedule(key, at: now + delay)
             self.logger.warning(
                 "token fetch failed",
@@ -335,13 +338,12 @@ public actor TokenManager: Service {
     /// Moves keys whose refresh time has come into their region's queue.
     private func queueDueKeys(now: Double) {
         while let entry = self.agenda.popDue(at: now) {
-            guard var slot = self.slots[entry.key], slot.refreshAt == entry.due else { continue }
+            guard let slot = self.slots[entry.key], slot.refreshAt == entry.due else { continue }
             slot.refreshAt = nil
             if slot.fetch == nil, !slot.queued {
                 slot.queued = true
                 self.pacers[entry.key.region, default: RegionPacer()].pending.append(entry.key)
             }
-            self.slots[entry.key] = slot
         }
     }
 
@@ -360,9 +362,8 @@ public actor TokenManager: Service {
         while pacer.inFlight < self.policy.backgroundConcurrencyPerRegion, pacer.nextStart <= now,
             let key = pacer.pending.popFirst()
         {
-            guard var slot = self.slots[key] else { continue }
+            guard let slot = self.slots[key] else { continue }
             slot.queued = false
-            self.slots[key] = slot
             // Rescheduled meanwhile (an on-demand fetch succeeded or failed): nothing to do now.
             guard slot.refreshAt == nil, slot.fetch == nil else { continue }
             pacer.inFlight += 1
