@@ -22,6 +22,9 @@ struct ClientConnection {
     /// …or, checked after each read, sooner at this many runs of one (tenant, region), so its own
     /// tally stays small.
     static let auditHandOverSize = 1024
+    /// A general-path reply at least this large (`tenant.list` of many thousand tenants) is followed
+    /// by `FreedMemory.release()`.
+    static let largeReply = 1 << 20
     /// Output capacity kept for reuse once everything is written; a burst beyond it is given back.
     private static let keptOutputCapacity = 64 << 10
 
@@ -171,7 +174,10 @@ struct ClientConnection {
         let context = CallContext(peer: peer)
         Task {
             for await line in lines {
-                loop.post(.reply(tag: tag, bytes: await services.dispatcher.reply(toLine: line, context: context)))
+                let reply = await services.dispatcher.reply(toLine: line, context: context)
+                // What built a reply this large (a JSON tree) is freed by now: give it back.
+                if let reply, reply.count >= Self.largeReply { FreedMemory.release() }
+                loop.post(.reply(tag: tag, bytes: reply))
             }
         }
         return continuation
