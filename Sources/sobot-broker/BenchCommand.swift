@@ -58,14 +58,16 @@ struct BenchCommand: AsyncParsableCommand {
 
     private func measure(socket: String, tenants: [String], startup: Double?) async throws {
         guard !tenants.isEmpty || self.method != "token.get" else { throw CLIError("the daemon has no tenants to ask for") }
-        let lines: [[UInt8]] = self.method == "token.get"
-            ? tenants.map { Array(#"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":"\#($0)"}}"#.utf8) + [0x0a] }
-            : [Array(#"{"jsonrpc":"2.0","id":1,"method":"broker.health"}"#.utf8) + [0x0a]]
+        let lines = LoadGenerator.RequestLines(
+            self.method == "token.get"
+                ? tenants.map { Array(#"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":"\#($0)"}}"#.utf8) + [0x0a] }
+                : [Array(#"{"jsonrpc":"2.0","id":1,"method":"broker.health"}"#.utf8) + [0x0a]]
+        )
         let generator = LoadGenerator(
             socketPath: socket,
             connections: self.connections,
             seconds: self.duration,
-            request: { connection, sequence in lines[(connection &* 7919 &+ sequence) % lines.count] },
+            requests: lines,
             isSuccess: self.method == "token.get" ? LoadGenerator.isUnexpiredToken : LoadGenerator.hasResult
         )
         let pid = try? BrokerConnection(socketPath: socket).peerProcessID
