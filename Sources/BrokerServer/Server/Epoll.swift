@@ -12,7 +12,6 @@ final class Epoll {
         var flags: UInt32
 
         var isReadable: Bool { self.flags & EPOLLIN.rawValue != 0 }
-        var isWritable: Bool { self.flags & EPOLLOUT.rawValue != 0 }
         /// The peer can no longer receive (it closed, or shut down both ways), or the socket failed.
         var isHangUp: Bool { self.flags & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 }
     }
