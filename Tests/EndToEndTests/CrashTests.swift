@@ -29,7 +29,7 @@ enum CrashRun {
 }
 
 /// kill -9 at awkward moments: afterwards the daemon starts and every secret opens.
-@Suite struct CrashTests {
+@Suite(.serialized) struct CrashTests {
     static func writeTenantsFile(_ path: String, count: Int, prefix: String) throws {
         let entries = (0..<count).map { #"{"id":"\#(prefix)\#($0)","credentials":[{"region":"sg","appid":"\#(prefix)app\#($0)","app_key":"key-\#($0)"}]}"# }
         try #"{"tenants":[\#(entries.joined(separator: ","))]}"#.write(toFile: path, atomically: true, encoding: .utf8)

@@ -135,11 +135,13 @@ import Testing
         try await Task.sleep(for: .seconds(9))
         let times = daemon.simulator.tokenRequestTimes(appid: "app0").sorted()
         #expect(times.count >= 3, "get_token calls: \(times.count)")
-        // Arrival times at the simulator include scheduling delays of a busy machine (up to ~0.6 s
-        // here), so the band is checked loosely; TokenManagerTests checks it exactly with a manual clock.
+        // Arrival times at the simulator include scheduling delays of a busy machine: one fetch that
+        // arrives 0.66 s late shortens the next gap by as much (seen in a fresh-clone CI run with the
+        // whole suite on two cores). So the band is checked loosely, wide enough for a second's delay;
+        // TokenManagerTests checks it exactly with a manual clock.
         for (previous, next) in zip(times, times.dropFirst()) {
             let fraction = (next - previous) / 4
-            #expect(fraction >= 0.35 && fraction <= 0.9, "refreshed after \(fraction) of the lifetime")
+            #expect(fraction >= 0.25 && fraction <= 0.9, "refreshed after \(fraction) of the lifetime")
         }
         // Callers never see a token about to expire.
         for _ in 0..<20 {

@@ -16,7 +16,7 @@ public final class TokenEngineFixture: Sendable {
 
     public static let region = "sg"
 
-    public init(tokenTTL: Double = 3600, clock: any BrokerClock = SystemClock(), timeouts: SobotClient.Timeouts = .init(connect: 2, read: 2, total: 3)) async throws {
+    public init(tokenTTL: Double = 3600, clock: any BrokerClock = SystemClock(), timeouts: SobotClient.Timeouts = .init()) async throws {
         self.simulator = SobotSimulator(tokenTTL: tokenTTL)
         self.port = try await self.simulator.start()
         self.keyring = MasterKeyring(keys: [try MasterKey(randomWithID: 1)])
