@@ -25,22 +25,14 @@ enum UnixListener {
         guard mkdir(staging, 0o700) == 0 else { throw SystemCallError("mkdir \(staging)") }
         defer { rmdir(staging) }
         let stagedPath = staging + "/s"
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard path.utf8.count < capacity, stagedPath.utf8.count < capacity else {
-            throw SocketPathError(path: path, reason: "is too long for a Unix socket (at most \(capacity - 1) bytes, with room for staging)")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { bytes in
-            bytes.copyBytes(from: stagedPath.utf8)
-            bytes[stagedPath.utf8.count] = 0
+        let longest = UnixSocketAddress.maximumPathLength
+        guard path.utf8.count <= longest, stagedPath.utf8.count <= longest else {
+            throw SocketPathError(path: path, reason: "is too long for a Unix socket (at most \(longest) bytes, with room for staging)")
         }
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw SystemCallError("socket") }
         do {
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
+            let bound = UnixSocketAddress.with(path: stagedPath) { Glibc.bind(descriptor, $0, $1) }
             guard bound == 0 else { throw SystemCallError("bind \(stagedPath)") }
             if let group, chown(stagedPath, uid_t.max, group) != 0 { throw SystemCallError("chown \(stagedPath) to group \(group)") }
             guard chmod(stagedPath, group == nil ? mode : 0o660) == 0 else { throw SystemCallError("chmod \(stagedPath)") }
