@@ -35,10 +35,7 @@ public final class BrokerConnection {
 
     /// The pid of the process serving this socket, from `SO_PEERCRED`.
     public var peerProcessID: Int32? {
-        var credentials = PeerCredentials.RawCredentials()
-        var length = socklen_t(MemoryLayout<PeerCredentials.RawCredentials>.size)
-        guard getsockopt(self.descriptor, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else { return nil }
-        return credentials.pid
+        PeerCredentials.read(descriptor: self.descriptor)?.pid
     }
 
     public func send(_ bytes: [UInt8]) throws(BrokerClientError) {

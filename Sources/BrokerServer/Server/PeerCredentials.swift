@@ -17,13 +17,13 @@ public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "pid=\(self.pid) uid=\(self.uid) gid=\(self.gid)" }
 
     /// Layout of Linux's `struct ucred`, which Glibc's module only exposes under `_GNU_SOURCE`.
-    struct RawCredentials: Sendable {
+    private struct RawCredentials {
         var pid: Int32 = 0
         var uid: UInt32 = 0
         var gid: UInt32 = 0
     }
 
-    /// Reads the peer credentials of an accepted Unix-socket descriptor.
+    /// Reads the peer credentials of a connected Unix-socket descriptor (either end).
     static func read(descriptor: Int32) -> PeerCredentials? {
         var raw = RawCredentials()
         var length = socklen_t(MemoryLayout<RawCredentials>.size)
