@@ -51,12 +51,14 @@ final class SocketLoop: @unchecked Sendable {
     private var tags: [UInt64] = []
     private var freeSlots: [Int] = []
     private var generation: UInt64 = 0
-    private var openCount = 0
     private var listener: Int32?
     private var listenerPaused = false
     private var peers: [SocketLoop] = []
     private var nextPeer = 0
     private var lastHousekeeping: Double
+
+    /// Connections open on this loop: every slot not free.
+    private var openCount: Int { self.slots.count - self.freeSlots.count }
 
     init(services: ConnectionServices) throws {
         self.services = services
@@ -252,7 +254,6 @@ final class SocketLoop: @unchecked Sendable {
         }
         self.slots[slot] = ClientConnection(descriptor: descriptor, tag: tag, peer: peer, services: self.services, now: now)
         self.tags[slot] = tag
-        self.openCount += 1
         self.services.logger.debug("connection opened", metadata: ["peer": "\(peer)"])
         if case .draining = self.state { self.slots[slot]!.shutDownInput(loop: self) }
     }
@@ -262,7 +263,6 @@ final class SocketLoop: @unchecked Sendable {
         self.slots[slot] = nil
         self.tags[slot] = 0
         self.freeSlots.append(slot)
-        self.openCount -= 1
         connection.closed(audit: self.services.audit, now: now)
         close(connection.descriptor)
         self.services.connectionClosed()
