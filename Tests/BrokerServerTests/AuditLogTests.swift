@@ -12,7 +12,7 @@ import Testing
     @Test func theLogRotatesBySizeKeepingThreeFiles() async throws {
         let directory = TemporaryDirectory("audit")
         let path = directory.file("audit.log")
-        let audit = AuditLog(path: path, maximumBytes: 2_000, keptFiles: 3, logger: Logger(label: "test"))
+        let audit = AuditLog(path: path, maximumBytes: 2_000, keptFiles: 3, slotKeys: { _ in nil }, logger: Logger(label: "test"))
         let peer = PeerCredentials(pid: 42, uid: 1000, gid: 1000)
         var written = 0
         for batch in 0..<12 {
@@ -47,15 +47,17 @@ import Testing
     @Test func fastPathCountsMergePerCallerTenantAndRegion() async throws {
         let directory = TemporaryDirectory("audit")
         let path = directory.file("audit.log")
-        let audit = AuditLog(path: path, logger: Logger(label: "test"))
-        let caller = PeerCredentials(pid: 42, uid: 1000, gid: 1000)
-        let other = PeerCredentials(pid: 43, uid: 1001, gid: 1001)
         let acme = TokenKey(tenant: "acme", region: "sg")
         let globex = TokenKey(tenant: "globex", region: "us")
+        let slots = SlotNames([acme, globex])
+        let audit = AuditLog(path: path, slotKeys: slots.key(of:), logger: Logger(label: "test"))
+        let caller = PeerCredentials(pid: 42, uid: 1000, gid: 1000)
+        let other = PeerCredentials(pid: 43, uid: 1001, gid: 1001)
+        let (acmeSlot, globexSlot) = (slots.slot(acme), slots.slot(globex))
         for _ in 0..<64 {
-            audit.recordServed(peer: caller, counts: [acme: 10, globex: 1])
+            audit.recordServed(peer: caller, counts: [acmeSlot: 10, globexSlot: 1])
         }
-        audit.recordServed(peer: other, counts: [acme: 5])
+        audit.recordServed(peer: other, counts: [acmeSlot: 5])
         await audit.flush(includingServed: false)
         #expect(!FileManager.default.fileExists(atPath: path), "counts wait for their interval")
         await audit.flush()
@@ -73,15 +75,15 @@ import Testing
         #expect(lines.allSatisfy { $0["method"] == "token.get" && $0["outcome"] == "ok" })
     }
 
-    /// Consecutive successes for one (tenant, region) are one run; a different one starts the next,
-    /// and a tenant seen again later gets a run of its own (the audit log adds them up).
-    @Test func aTallyCountsRunsOfTheSameTenantAndRegion() {
+    /// Consecutive successes for one slot are one run; a different one starts the next, and a slot
+    /// seen again later gets a run of its own (the audit log adds them up).
+    @Test func aTallyCountsRunsOfTheSameSlot() {
         var tally = ServedTally()
-        for (tenant, region) in [("acme", "sg"), ("acme", "sg"), ("acme", "us"), ("globex", "us"), ("globex", "us"), ("acme", "sg")] {
-            tally.count(tenant: tenant, region: region)
+        for index: Int32 in [0, 0, 1, 2, 2, 0] {
+            tally.count(TokenSlot(index: index))
         }
-        tally.count(tenant: "acme", region: "sg", times: 3)
-        #expect(tally.runs.map { "\($0.key.tenant)/\($0.key.region)=\($0.count)" } == ["acme/sg=2", "acme/us=1", "globex/us=2", "acme/sg=4"])
+        tally.count(TokenSlot(index: 0), times: 3)
+        #expect(tally.runs.map { "\($0.slot.index)=\($0.count)" } == ["0=2", "1=1", "2=2", "0=4"])
         tally.removeAll()
         #expect(tally.isEmpty)
     }
@@ -90,12 +92,12 @@ import Testing
     @Test func aHundredThousandMergedCountsAreAllWritten() async throws {
         let directory = TemporaryDirectory("audit")
         let path = directory.file("audit.log")
-        let audit = AuditLog(path: path, maximumBytes: 1 << 30, logger: Logger(label: "test"))
+        let slots = SlotNames((0..<100_000).map { TokenKey(tenant: "tenant-\($0)", region: "sg") })
+        let audit = AuditLog(path: path, maximumBytes: 1 << 30, slotKeys: slots.key(of:), logger: Logger(label: "test"))
         let caller = PeerCredentials(pid: 42, uid: 1000, gid: 1000)
-        let keys = (0..<100_000).map { TokenKey(tenant: "tenant-\($0)", region: "sg") }
-        for batch in stride(from: 0, to: keys.count, by: 1024) {
+        for batch in stride(from: 0, to: slots.keys.count, by: 1024) {
             var tally = ServedTally()
-            for key in keys[batch..<min(batch + 1024, keys.count)] { tally.count(tenant: key.tenant, region: key.region, times: 2) }
+            for index in batch..<min(batch + 1024, slots.keys.count) { tally.count(TokenSlot(index: Int32(index)), times: 2) }
             audit.recordServed(peer: caller, counts: tally)
         }
         await audit.flush()
@@ -104,6 +106,23 @@ import Testing
         let lines = text.split(separator: "\n")
         #expect(lines.count == 100_000)
         #expect(Set(lines.map { try! JSONParser.parse(Array($0.utf8))["tenant"]?.stringValue ?? "" }).count == 100_000)
+    }
+
+    /// Slot numbers for a fixed list of keys, as a token cache gives them.
+    struct SlotNames: Sendable {
+        let keys: [TokenKey]
+
+        init(_ keys: [TokenKey]) {
+            self.keys = keys
+        }
+
+        func slot(_ key: TokenKey) -> TokenSlot {
+            TokenSlot(index: Int32(self.keys.firstIndex(of: key)!))
+        }
+
+        func key(of slot: TokenSlot) -> TokenKey? {
+            self.keys.indices.contains(Int(slot.index)) ? self.keys[Int(slot.index)] : nil
+        }
     }
 
     static func sequence(_ tenant: String) -> Int {

@@ -25,8 +25,11 @@ public struct LiveToken: Sendable, Equatable {
 
     public func remaining(at now: Double) -> Double { self.expiresAt - now }
 
+    /// The last moment it is servable without reservation, with its serving margin still left.
+    public var freshUntil: Double { self.expiresAt - self.servingMargin }
+
     /// Servable without reservation: enough life left.
-    public func isFresh(at now: Double) -> Bool { self.remaining(at: now) >= self.servingMargin }
+    public func isFresh(at now: Double) -> Bool { now <= self.freshUntil }
 
     /// Not yet expired: what is served, as a last resort, while the upstream is failing.
     public func isUnexpired(at now: Double) -> Bool { self.expiresAt > now }

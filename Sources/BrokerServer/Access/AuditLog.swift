@@ -12,9 +12,10 @@ import Synchronization
 ///
 /// Recording only appends to a memory buffer under a lock; the `run()` service writes it out every
 /// second on a thread pool, so no request waits on the disk. Successful `token.get`s served by the
-/// event-loop fast path arrive as counts from each connection and are merged per caller (uid, gid,
-/// pid), tenant and region into one line with a `count` per `servedInterval`: sixty-four connections
-/// of one process over a thousand tenants make a thousand lines a minute, not sixty-four thousand.
+/// socket loops' fast path arrive as counts per token slot from each connection and are merged per
+/// caller (uid, gid, pid) and slot into one line with a `count` per `servedInterval`: sixty-four
+/// connections of one process over a thousand tenants make a thousand lines a minute, not
+/// sixty-four thousand.
 public final class AuditLog: Service, Sendable {
     public enum Outcome: String, Sendable {
         case ok
@@ -30,11 +31,6 @@ public final class AuditLog: Service, Sendable {
 
     /// How often merged fast-path counts become lines (and at shutdown).
     public static let servedInterval = 60.0
-
-    private struct ServedKey: Hashable {
-        var peer: PeerCredentials
-        var key: TokenKey
-    }
 
     private struct Pending {
         var bytes: [UInt8] = []
@@ -54,11 +50,20 @@ public final class AuditLog: Service, Sendable {
 
     private let pending = Mutex(Pending())
     /// Fast-path counts merged so far, written every `servedInterval`. Only the writer takes this lock.
-    private let served = Mutex([ServedKey: Int]())
+    private let served = Mutex([PeerCredentials: [TokenSlot: Int]]())
+    /// Names a slot's tenant and region when its count is written (`TokenCache.key(of:)`).
+    private let slotKeys: @Sendable (TokenSlot) -> TokenKey?
     private let logger: Logger
 
-    public init(path: String, maximumBytes: Int = 16 << 20, keptFiles: Int = 3, logger: Logger) {
+    public init(
+        path: String,
+        maximumBytes: Int = 16 << 20,
+        keptFiles: Int = 3,
+        slotKeys: @escaping @Sendable (TokenSlot) -> TokenKey?,
+        logger: Logger
+    ) {
         self.path = path
+        self.slotKeys = slotKeys
         self.maximumBytes = maximumBytes
         self.keptFiles = keptFiles
         self.logger = logger
@@ -132,11 +137,14 @@ public final class AuditLog: Service, Sendable {
         }
         let served = self.served.withLock { merged in
             for tally in tallies {
-                for (key, count) in tally.counts.runs {
-                    merged[ServedKey(peer: tally.peer, key: key), default: 0] += count
+                // Taken out while merging, so adding to it never copies it.
+                var counts = merged.removeValue(forKey: tally.peer) ?? [:]
+                for run in tally.counts.runs {
+                    counts[run.slot, default: 0] += run.count
                 }
+                merged[tally.peer] = counts
             }
-            guard includingServed else { return [ServedKey: Int]() }
+            guard includingServed else { return [PeerCredentials: [TokenSlot: Int]]() }
             defer { merged = [:] }
             return merged
         }
@@ -145,14 +153,16 @@ public final class AuditLog: Service, Sendable {
         // Merged counts can be a line per tenant: written in pieces, never all held at once.
         let now = SystemClock().unixNow()
         var piece: [UInt8] = []
-        for (entry, count) in served {
-            piece += Self.line(
-                peer: entry.peer, method: "token.get", tenant: entry.key.tenant, region: entry.key.region,
-                outcome: .ok, code: nil, count: count, now: now
-            )
-            if piece.count >= Self.writePiece {
-                await self.writeOut(piece)
-                piece.removeAll(keepingCapacity: true)
+        for (peer, counts) in served {
+            for (slot, count) in counts {
+                guard let key = self.slotKeys(slot) else { continue }
+                piece += Self.line(
+                    peer: peer, method: "token.get", tenant: key.tenant, region: key.region, outcome: .ok, code: nil, count: count, now: now
+                )
+                if piece.count >= Self.writePiece {
+                    await self.writeOut(piece)
+                    piece.removeAll(keepingCapacity: true)
+                }
             }
         }
         await self.writeOut(piece)

@@ -61,7 +61,7 @@ public final class BrokerDaemon: Sendable {
         FreedMemory.release()
         let exporter = MetricsExporter(tokens: tokens)
         let access = try AccessControl.load(from: store)
-        let audit = AuditLog(path: configuration.paths.home + "/audit.log", logger: logger)
+        let audit = AuditLog(path: configuration.paths.home + "/audit.log", slotKeys: tokens.cache.key(of:), logger: logger)
         let upstream = BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger)
         let dispatcher = RPCDispatcher(
             handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access).handlers,

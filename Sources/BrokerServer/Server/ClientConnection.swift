@@ -19,7 +19,7 @@ struct ClientConnection {
     /// How often a connection hands its fast-path success counts to the audit log, which merges
     /// them across connections (see `AuditLog.recordServed`)…
     static let auditInterval = 60.0
-    /// …or, checked after each read, sooner at this many runs of one (tenant, region), so its own
+    /// …or, checked after each read, sooner at this many runs of one token slot, so its own
     /// tally stays small.
     static let auditHandOverSize = 1024
     /// A general-path reply at least this large (`tenant.list` of many thousand tenants) is followed
@@ -156,11 +156,11 @@ struct ClientConnection {
             services.access.allowsTokenGet(peer, tenant: request.tenant, isOwner: peerIsOwner)
         else { return false }
         let id = UnsafeRawBufferPointer(rebasing: line[request.id])
-        let region = services.cache.serve(tenant: request.tenant, region: request.region, now: now) { expiresAt, fragments in
+        let slot = services.cache.serve(tenant: request.tenant, region: request.region, now: now) { expiresAt, fragments in
             FastTokenReply.write(id: id, fragments: fragments, expiresIn: max(0, Int64(expiresAt - now)), into: &outbound)
         }
-        guard let region else { return false }
-        tally.count(tenant: request.tenant, region: region)
+        guard let slot else { return false }
+        tally.count(slot)
         return true
     }
 
