@@ -21,29 +21,6 @@ public struct LoadGenerator: Sendable {
         }
     }
 
-    /// Request lines (each with its trailing `\n`) laid end to end in one buffer: picking the next
-    /// costs no retain and reads memory in order, so spreading requests over 100,000 tenants adds
-    /// no cost of the generator's own to what is measured.
-    public struct RequestLines: Sendable {
-        fileprivate var bytes: [UInt8] = []
-        /// Where each line ends in `bytes`; line n starts where line n-1 ends.
-        fileprivate var ends: [Int] = []
-
-        public init(_ lines: some Sequence<[UInt8]>) {
-            for line in lines {
-                self.bytes.append(contentsOf: line)
-                self.ends.append(self.bytes.count)
-            }
-        }
-
-        public var count: Int { self.ends.count }
-
-        fileprivate func line(_ index: Int, in base: UnsafeRawPointer) -> UnsafeRawBufferPointer {
-            let start = index == 0 ? 0 : self.ends[index - 1]
-            return UnsafeRawBufferPointer(start: base + start, count: self.ends[index] - start)
-        }
-    }
-
     public let socketPath: String
     public let connections: Int
     public let seconds: Double
@@ -77,10 +54,6 @@ public struct LoadGenerator: Sendable {
     }
 
     public func run() throws -> Report {
-        try self.requests.bytes.withUnsafeBytes { try self.run(lines: $0.baseAddress!) }
-    }
-
-    private func run(lines: UnsafeRawPointer) throws -> Report {
         var open: [Connection] = []
         defer { for connection in open { close(connection.descriptor) } }
         for _ in 0..<self.connections {
@@ -95,7 +68,8 @@ public struct LoadGenerator: Sendable {
         var errors = 0
         let start = Self.nanoseconds()
         let end = start + UInt64(self.seconds * 1e9)
-        for index in open.indices { errors += self.send(&open[index], lines: lines) }
+        var line: [UInt8] = []
+        for index in open.indices { errors += self.send(&open[index], line: &line) }
         var live = open.count
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while live > 0 {
@@ -122,7 +96,7 @@ public struct LoadGenerator: Sendable {
                     polled[index].fd = -1
                     live -= 1
                 } else {
-                    errors += self.send(&open[index], lines: lines)
+                    errors += self.send(&open[index], line: &line)
                 }
             }
         }
@@ -131,11 +105,12 @@ public struct LoadGenerator: Sendable {
         return Report(requests: latencies.count, errors: errors, seconds: elapsed, latencies: latencies)
     }
 
-    private func send(_ connection: inout Connection, lines: UnsafeRawPointer) -> Int {
-        let line = self.requests.line(connection.next, in: lines)
+    /// Sends the connection's next request, built in `line` (one buffer reused for every request).
+    private func send(_ connection: inout Connection, line: inout [UInt8]) -> Int {
+        self.requests.assemble(connection.next, into: &line)
         connection.next = connection.next + 1 == self.requests.count ? 0 : connection.next + 1
         connection.startedAt = Self.nanoseconds()
-        let written = write(connection.descriptor, line.baseAddress, line.count)
+        let written = line.withUnsafeBytes { write(connection.descriptor, $0.baseAddress, $0.count) }
         return written == line.count ? 0 : 1
     }
 
