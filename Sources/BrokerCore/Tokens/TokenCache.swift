@@ -28,12 +28,7 @@ public final class TokenCache: Sendable {
 
     /// The cached token for `key` if it still has at least its serving margin left at `now`.
     public func freshToken(for key: TokenKey, now: Double) -> LiveToken? {
-        self.contents.withLock { table in
-            guard let slot = table.slot(tenant: key.tenant, region: key.region), let token = table[slot].token, token.isFresh(at: now) else {
-                return nil
-            }
-            return token
-        }
+        self.servable(tenant: key.tenant, region: key.region, now: now)?.token
     }
 
     /// The fresh token a request for (tenant, region?) gets, resolved and read under one lock. The

@@ -78,14 +78,15 @@ struct TokenSlotTable {
     }
 
     mutating func track(_ key: TokenKey) {
-        let tenantWasTracked = !self.regions(of: key.tenant).isEmpty
-        if let known = self.chain(of: key.tenant).first(where: { self[$0].key.region == key.region }) {
+        let chain = self.chain(of: key.tenant)
+        let tenantWasTracked = chain.contains { self.serving[Int($0.index)].isTracked }
+        if let known = chain.first(where: { self.serving[Int($0.index)].region == key.region }) {
             guard !self.serving[Int(known.index)].isTracked else { return }
             self.serving[Int(known.index)].isTracked = true
         } else {
             var before: TokenSlot?
             var cursor = self.firstSlot[key.tenant]
-            while let slot = cursor, self[slot].key.region < key.region {
+            while let slot = cursor, self.serving[Int(slot.index)].region < key.region {
                 before = slot
                 cursor = self.serving[Int(slot.index)].nextRegion
             }
