@@ -14,11 +14,12 @@ extension LoadGenerator {
 
         public init(_ lines: [[UInt8]]) {
             let first = lines.first ?? []
-            var prefixCount = lines.map(\.count).min() ?? 0
+            let shortest = lines.map(\.count).min() ?? 0
+            var prefixCount = shortest
             for line in lines.dropFirst() {
                 prefixCount = zip(first.prefix(prefixCount), line).prefix { $0 == $1 }.count
             }
-            var suffixCount = (lines.map(\.count).min() ?? 0) - prefixCount
+            var suffixCount = shortest - prefixCount
             for line in lines.dropFirst() {
                 suffixCount = zip(first.reversed().prefix(suffixCount), line.reversed()).prefix { $0 == $1 }.count
             }
