@@ -27,8 +27,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9464).")
     var metricsListen: String?
 
-    @Option(help: "Connections beyond this get an error and are closed.")
+    @Option(help: "Connections beyond this get an error and are closed; the last 1/64 (at most 64) are kept for the broker's own user and root.")
     var maxConnections: Int = 4096
+
+    @Option(help: "Connections one user (other than the broker's own and root) may hold at once.")
+    var maxConnectionsPerUid: Int = 256
+
+    @Option(help: "Seconds after which a connection with nothing in flight is closed (0: never).")
+    var idleTimeout: Double = 300
+
+    @Option(help: "MiB of request data (unfinished lines, lines waiting to be answered) all connections may hold together.")
+    var maxRequestMemory: Int = 256
 
     @Option(help: "Threads serving the socket. One answers a few hundred thousand cached token.gets a second; add more only where cores sit idle.")
     var threads: Int = 1
@@ -43,6 +52,9 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--metrics-listen must be HOST:PORT, e.g. 127.0.0.1:9464")
         }
         guard (1...1_000_000).contains(self.maxConnections) else { throw ValidationError("--max-connections must be 1-1000000") }
+        guard (1...1_000_000).contains(self.maxConnectionsPerUid) else { throw ValidationError("--max-connections-per-uid must be 1-1000000") }
+        guard self.idleTimeout >= 0, self.idleTimeout <= 86_400 * 365 else { throw ValidationError("--idle-timeout must be 0 (never) or at most a year of seconds") }
+        guard (1...65536).contains(self.maxRequestMemory) else { throw ValidationError("--max-request-memory must be 1-65536 (MiB)") }
         guard (1...256).contains(self.threads) else { throw ValidationError("--threads must be 1-256") }
         guard self.drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
         let known = Set(BuiltinModules.all.map(\.name))
@@ -67,6 +79,9 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.drainTimeout = self.drainTimeout
         configuration.socketThreads = self.threads
         configuration.maximumConnections = self.maxConnections
+        configuration.maximumConnectionsPerUID = self.maxConnectionsPerUid
+        configuration.idleTimeout = self.idleTimeout == 0 ? .infinity : self.idleTimeout
+        configuration.maximumHeldRequestBytes = self.maxRequestMemory << 20
         configuration.metricsListen = self.metricsListen.flatMap(Self.hostAndPort)
         if let name = self.socketGroup {
             guard let group = getgrnam(name) else { throw CLIError("no such group: \(name)") }

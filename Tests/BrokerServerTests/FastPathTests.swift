@@ -75,36 +75,3 @@ import Testing
         #expect(Self.parse(line) == nil)
     }
 }
-
-@Suite struct LineSplitterTests {
-    static func lines(_ chunks: [String], maximum: Int = 64) -> [String] {
-        var splitter = LineSplitter(maximumLength: maximum)
-        var out: [String] = []
-        for chunk in chunks {
-            let usable = Array(chunk.utf8).withUnsafeBytes { bytes in
-                splitter.split(bytes) { out.append(String(decoding: $0, as: UTF8.self)) }
-            }
-            guard usable else {
-                out.append("<too long>")
-                break
-            }
-        }
-        return out
-    }
-
-    @Test func splitsAcrossReadsAndDropsCarriageReturns() {
-        #expect(Self.lines(["a\nb", "c\r\n", "\n", "d"]) == ["a", "bc", ""])
-        #expect(Self.lines(["abc", "def", "\nxyz\n"]) == ["abcdef", "xyz"])
-    }
-
-    @Test func handsOutLinesInOrderWhetherWholeInOneReadOrCarried() {
-        #expect(Self.lines(["ab", "c\nd", "e\nf\ng\n"]) == ["abc", "de", "f", "g"])
-        #expect(Self.lines(["x\n", "", "y", "\n"]) == ["x", "y"])
-    }
-
-    @Test func refusesOverlongLinesWithOrWithoutANewline() {
-        #expect(Self.lines([String(repeating: "x", count: 65) + "\n"]) == ["<too long>"])
-        #expect(Self.lines([String(repeating: "x", count: 40), String(repeating: "x", count: 40)]) == ["<too long>"])
-        #expect(Self.lines([String(repeating: "x", count: 64) + "\nok\n"]) == [String(repeating: "x", count: 64), "ok"])
-    }
-}

@@ -82,6 +82,11 @@ public final class BrokerProcess: @unchecked Sendable {
         (try? String(contentsOfFile: self.outputDirectory.file("stderr"), encoding: .utf8)) ?? ""
     }
 
+    /// What the process has written to stdout so far.
+    public var stdoutSoFar: String {
+        (try? String(contentsOfFile: self.outputDirectory.file("stdout"), encoding: .utf8)) ?? ""
+    }
+
     public func exit() async throws -> CommandResult {
         try await onThread { self.waitForExit() }
     }

@@ -19,6 +19,10 @@ public final class BrokerDaemon: Sendable {
         public var socketThreads = 1
         public var socketGroup: UInt32?
         public var maximumConnections = 4096
+        public var maximumConnectionsPerUID = 256
+        /// Seconds a connection may sit with nothing in flight (`.infinity`: forever).
+        public var idleTimeout: Double = 300
+        public var maximumHeldRequestBytes = 256 << 20
         /// `host:port` for Prometheus text over HTTP, off by default.
         public var metricsListen: (host: String, port: Int)?
 
@@ -39,6 +43,7 @@ public final class BrokerDaemon: Sendable {
         let home = BrokerHome(paths: configuration.paths)
         guard FileIO.exists(configuration.paths.home) else { throw HomeError.notInitialized(configuration.paths.home) }
         self.lock = try ServeLock.acquire(at: configuration.paths.serveLock)
+        try UnixSocketServer.checkSocketPath(configuration.paths.socket)
         let store = try home.openStore()
         let registry = try ModuleRegistry(configuration.modules, enabled: configuration.enabledModules)
         let client = SobotClient(regions: configuration.regions, timeouts: configuration.timeouts, logger: logger)
@@ -76,6 +81,9 @@ public final class BrokerDaemon: Sendable {
         serverConfiguration.socketThreads = configuration.socketThreads
         serverConfiguration.socketGroup = configuration.socketGroup
         serverConfiguration.maximumConnections = configuration.maximumConnections
+        serverConfiguration.maximumConnectionsPerUID = configuration.maximumConnectionsPerUID
+        serverConfiguration.idleTimeout = configuration.idleTimeout
+        serverConfiguration.maximumHeldRequestBytes = configuration.maximumHeldRequestBytes
         let server = UnixSocketServer(
             configuration: serverConfiguration,
             dispatcher: dispatcher,

@@ -18,6 +18,8 @@ public final class RPCDispatcher: Sendable {
 
     /// Batches larger than this are refused as a whole.
     public static let maximumBatchSize = 1000
+    /// Requests of one batch answered at once.
+    public static let batchConcurrency = 8
 
     private let handlers: [String: Handler]
     private let registry: ModuleRegistry
@@ -62,19 +64,30 @@ public final class RPCDispatcher: Sendable {
                     RPCResponse.failure(id: .null, error: .invalidRequest("batch larger than \(Self.maximumBatchSize)"))
                 )
             }
-            let replies = await withTaskGroup(of: JSONValue?.self) { group in
-                for element in batch {
-                    group.addTask { await self.reply(to: element, context: context) }
-                }
-                var replies: [JSONValue] = []
-                for await reply in group {
-                    if let reply { replies.append(reply) }
-                }
-                return replies
-            }
+            let replies = await self.replies(to: batch, context: context)
             return replies.isEmpty ? nil : RPCResponse.line(.array(replies))
         default:
             return await self.reply(to: document, context: context).map(RPCResponse.line)
+        }
+    }
+
+    /// Replies to a batch's requests, at most `batchConcurrency` at a time, so one line cannot start
+    /// a thousand upstream calls at once. Once the caller is gone (the task is cancelled), requests
+    /// not yet started are not started.
+    private func replies(to batch: [JSONValue], context: CallContext) async -> [JSONValue] {
+        await withTaskGroup(of: JSONValue?.self) { group in
+            var replies: [JSONValue] = []
+            for element in batch.prefix(Self.batchConcurrency) {
+                group.addTask { await self.reply(to: element, context: context) }
+            }
+            var pending = batch.dropFirst(Self.batchConcurrency).makeIterator()
+            for await reply in group {
+                if let reply { replies.append(reply) }
+                if !Task.isCancelled, let element = pending.next() {
+                    group.addTask { await self.reply(to: element, context: context) }
+                }
+            }
+            return replies
         }
     }
 

@@ -12,12 +12,15 @@ final class ConnectionServices: Sendable {
     let access: AccessControl
     let audit: AuditLog?
     let logger: Logger
-    let maximumLineLength: Int
-    let maximumConnections: Int
+    let limits: ConnectionStateMachine.Limits
+    let requestBudget: RequestBytesBudget
+    let admission: ConnectionAdmission
     /// `token.get`s answered by the fast path (the dispatcher counts the rest).
     let fastTokenGets = Counter(label: BrokerMetrics.rpcRequests, dimensions: [("method", "token.get"), ("code", "ok")])
-    private let connectionsGauge = Gauge(label: BrokerMetrics.connections)
-    private let openConnections = Atomic<Int>(0)
+    /// General-path workers to run in the server's task group.
+    let workers: AsyncStream<GeneralPathWorker>
+    private let workerStarter: AsyncStream<GeneralPathWorker>.Continuation
+    private let failed = Atomic<Bool>(false)
 
     init(
         dispatcher: RPCDispatcher,
@@ -26,8 +29,9 @@ final class ConnectionServices: Sendable {
         access: AccessControl,
         audit: AuditLog?,
         logger: Logger,
-        maximumLineLength: Int,
-        maximumConnections: Int
+        limits: ConnectionStateMachine.Limits,
+        requestBudget: RequestBytesBudget,
+        admission: ConnectionAdmission
     ) {
         self.dispatcher = dispatcher
         self.cache = cache
@@ -35,22 +39,35 @@ final class ConnectionServices: Sendable {
         self.access = access
         self.audit = audit
         self.logger = logger
-        self.maximumLineLength = maximumLineLength
-        self.maximumConnections = maximumConnections
+        self.limits = limits
+        self.requestBudget = requestBudget
+        self.admission = admission
+        (self.workers, self.workerStarter) = AsyncStream.makeStream(of: GeneralPathWorker.self)
     }
 
-    /// Counts a new connection; false (and not counted) when that would pass the limit.
-    func admitConnection() -> Bool {
-        let count = self.openConnections.add(1, ordering: .relaxed).newValue
-        guard count <= self.maximumConnections else {
-            self.openConnections.subtract(1, ordering: .relaxed)
-            return false
-        }
-        self.connectionsGauge.record(count)
-        return true
+    /// Counts a new connection and returns nil, or returns why it is refused.
+    func admitConnection(_ peer: PeerCredentials) -> String? {
+        self.admission.admit(uid: peer.uid)
     }
 
-    func connectionClosed() {
-        self.connectionsGauge.record(self.openConnections.subtract(1, ordering: .relaxed).newValue)
+    func connectionClosed(_ peer: PeerCredentials) {
+        self.admission.release(uid: peer.uid)
     }
+
+    /// Has the server's task group run `worker`; once the server has stopped, the worker is cancelled instead.
+    func startWorker(_ worker: GeneralPathWorker) {
+        if case .terminated = self.workerStarter.yield(worker) { worker.cancel() }
+    }
+
+    /// No more workers: the server's task group ends once those running end.
+    func finishWorkers() {
+        self.workerStarter.finish()
+    }
+
+    /// A loop could not go on (its epoll descriptor failed): the server stops and reports it.
+    func loopFailed() {
+        self.failed.store(true, ordering: .relaxed)
+    }
+
+    var hasFailed: Bool { self.failed.load(ordering: .relaxed) }
 }

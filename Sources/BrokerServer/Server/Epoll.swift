@@ -12,6 +12,7 @@ final class Epoll {
         var flags: UInt32
 
         var isReadable: Bool { self.flags & EPOLLIN.rawValue != 0 }
+        var isWritable: Bool { self.flags & EPOLLOUT.rawValue != 0 }
         /// The peer can no longer receive (it closed, or shut down both ways), or the socket failed.
         var isHangUp: Bool { self.flags & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 }
     }
@@ -19,7 +20,8 @@ final class Epoll {
     static let readable = EPOLLIN.rawValue
     static let writable = EPOLLOUT.rawValue
 
-    private let descriptor: Int32
+    /// The epoll descriptor (internal for tests that make it fail).
+    let descriptor: Int32
     private let wakeDescriptor: Int32
     private let events: UnsafeMutableBufferPointer<epoll_event>
 
@@ -64,9 +66,13 @@ final class Epoll {
     }
 
     /// Waits up to `timeoutMilliseconds` (-1: forever); returns how many descriptors are ready,
-    /// which `event(at:)` then reports until the next wait.
-    func wait(timeoutMilliseconds: Int32) -> Int {
-        max(0, Int(epoll_wait(self.descriptor, self.events.baseAddress, Int32(self.events.count), timeoutMilliseconds)))
+    /// which `event(at:)` then reports until the next wait. A signal's interruption is no event;
+    /// any other failure (a closed or invalid epoll descriptor) is thrown, never taken for "nothing ready".
+    func wait(timeoutMilliseconds: Int32) throws -> Int {
+        let ready = epoll_wait(self.descriptor, self.events.baseAddress, Int32(self.events.count), timeoutMilliseconds)
+        if ready >= 0 { return Int(ready) }
+        if errno == EINTR { return 0 }
+        throw SystemCallError("epoll_wait")
     }
 
     func event(at index: Int) -> Event {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BrokerCore
+import CLinuxEvents
 import Logging
 import Synchronization
 
@@ -12,7 +13,10 @@ import Synchronization
 /// Its own lifecycle is `running`, then `draining` (no new connections; each finishes what it was
 /// sent), then stopped once no connection is left or the drain deadline passes.
 ///
-/// `@unchecked Sendable`: everything but `inbox` and `stopState` is touched only on the loop's thread.
+/// Each connection's protocol is a `ConnectionStateMachine`; the loop feeds it events and carries out the
+/// actions it returns, so the loop itself only makes system calls.
+///
+/// `@unchecked Sendable`: everything but `inbox` is touched only on the loop's thread.
 final class SocketLoop: @unchecked Sendable {
     enum Message: Sendable {
         case adopt(descriptor: Int32, peer: PeerCredentials)
@@ -26,7 +30,10 @@ final class SocketLoop: @unchecked Sendable {
         case draining(deadline: Double)
     }
 
-    private struct StopState {
+    /// The inbox, and whether the loop has stopped taking messages: one lock, so a message is
+    /// either taken by the running loop or refused to its sender, never stranded.
+    private struct Inbox {
+        var messages: [Message] = []
         var stopped = false
         var waiter: CheckedContinuation<Void, Never>?
     }
@@ -35,13 +42,10 @@ final class SocketLoop: @unchecked Sendable {
     private static let listenerTag = UInt64.max - 1
     private static let housekeepingInterval = 1.0
     private static let readBufferSize = 64 << 10
-    /// A client that leaves its replies unread this long is disconnected, so it cannot pin memory or a slot.
-    static let stalledWriteTimeout = 30.0
 
     private let epoll: Epoll
     private let services: ConnectionServices
-    private let inbox = Mutex<[Message]>([])
-    private let stopState = Mutex(StopState())
+    private let inbox = Mutex(Inbox())
     private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 16)
     private var state = State.running
     /// Connections by slot; a connection's tag is its slot plus a generation in the high 32 bits,
@@ -53,6 +57,8 @@ final class SocketLoop: @unchecked Sendable {
     private var generation: UInt64 = 0
     private var listener: Int32?
     private var listenerPaused = false
+    /// The loops this one deals accepted connections to (itself included); emptied when it stops,
+    /// which breaks the cycle through itself.
     private var peers: [SocketLoop] = []
     private var nextPeer = 0
     private var lastHousekeeping: Double
@@ -94,29 +100,26 @@ final class SocketLoop: @unchecked Sendable {
     }
 
     /// From any thread: queues a message and wakes the loop (once for messages arriving together).
-    func post(_ message: Message) {
-        let wasEmpty = self.inbox.withLock { inbox in
-            inbox.append(message)
-            return inbox.count == 1
+    /// Returns false, queuing nothing, once the loop has stopped: an adopted descriptor is then the
+    /// sender's to close.
+    @discardableResult
+    func post(_ message: Message) -> Bool {
+        let (accepted, wasEmpty) = self.inbox.withLock { inbox in
+            guard !inbox.stopped else { return (false, false) }
+            inbox.messages.append(message)
+            return (true, inbox.messages.count == 1)
         }
         if wasEmpty { self.epoll.wake() }
+        return accepted
     }
 
     func waitUntilStopped() async {
         await withCheckedContinuation { continuation in
-            let stopped = self.stopState.withLock { state in
-                if !state.stopped { state.waiter = continuation }
-                return state.stopped
+            let stopped = self.inbox.withLock { inbox in
+                if !inbox.stopped { inbox.waiter = continuation }
+                return inbox.stopped
             }
             if stopped { continuation.resume() }
-        }
-    }
-
-    func register(_ descriptor: Int32, interest: UInt32, tag: UInt64) {
-        do {
-            try self.epoll.modify(descriptor, interest: interest, tag: tag)
-        } catch {
-            self.services.logger.warning("could not watch a connection", metadata: ["error": "\(error)"])
         }
     }
 
@@ -127,7 +130,15 @@ final class SocketLoop: @unchecked Sendable {
             if case .draining(let deadline) = self.state, self.openCount == 0 || now >= deadline { break }
             var timeout = Self.housekeepingInterval
             if case .draining(let deadline) = self.state { timeout = min(timeout, max(0, deadline - now)) }
-            let ready = self.epoll.wait(timeoutMilliseconds: Int32((timeout * 1000).rounded(.up)))
+            let ready: Int
+            do {
+                ready = try self.epoll.wait(timeoutMilliseconds: Int32((timeout * 1000).rounded(.up)))
+            } catch {
+                // Not a condition to retry: waiting again would fail again, at full speed.
+                self.services.logger.critical("the socket loop cannot wait for events; closing its connections", metadata: ["error": "\(error)"])
+                self.services.loopFailed()
+                break
+            }
             now = self.services.clock.monotonicNow()
             var served = 0
             for index in 0..<ready {
@@ -136,11 +147,23 @@ final class SocketLoop: @unchecked Sendable {
             if served > 0 { self.services.fastTokenGets.increment(by: Int64(served)) }
             if now - self.lastHousekeeping >= Self.housekeepingInterval { self.keepHouse(now: now) }
         }
+        self.stop(now: now)
+    }
+
+    /// Closes everything and stops taking messages; adopted descriptors still in the inbox are closed.
+    private func stop(now: Double) {
         self.closeAll(now: now)
         self.closeListener()
-        let waiter = self.stopState.withLock { state in
-            state.stopped = true
-            return state.waiter.take()
+        self.peers = []
+        let (left, waiter) = self.inbox.withLock { inbox in
+            inbox.stopped = true
+            let left = inbox.messages
+            inbox.messages = []
+            return (left, inbox.waiter.take())
+        }
+        for case .adopt(let descriptor, let peer) in left {
+            close(descriptor)
+            self.services.connectionClosed(peer)
         }
         waiter?.resume()
     }
@@ -150,18 +173,81 @@ final class SocketLoop: @unchecked Sendable {
         switch event.tag {
         case Self.wakeTag:
             self.epoll.acknowledgeWake()
-            self.takeMessages(now: now)
-            return 0
+            return self.takeMessages(now: now)
         case Self.listenerTag:
             self.acceptConnections(now: now)
             return 0
         default:
             guard let slot = self.slot(of: event.tag) else { return 0 }
-            guard let served = self.slots[slot]!.handle(event, buffer: self.readBuffer, now: now, services: self.services, loop: self) else {
-                self.closeConnection(in: slot, now: now)
-                return 0
+            var served = 0
+            if event.isReadable || event.isHangUp, self.slots[slot]!.machine.isReading {
+                served = self.read(slot, now: now)
             }
+            if event.isWritable { self.slots[slot]!.machine.writable() }
+            if event.isHangUp { self.slots[slot]!.machine.peerGone() }
+            self.service(slot, now: now)
             return served
+        }
+    }
+
+    private func read(_ slot: Int, now: Double) -> Int {
+        let count = Glibc.read(self.slots[slot]!.descriptor, self.readBuffer.baseAddress, self.readBuffer.count)
+        if count > 0 {
+            return self.slots[slot]!.received(UnsafeRawBufferPointer(rebasing: self.readBuffer[..<count]), now: now, services: self.services)
+        }
+        if count == 0 || (errno != EAGAIN && errno != EINTR) { self.slots[slot]!.machine.inputEnded() }
+        return 0
+    }
+
+    /// Carries out the connection's actions until it has none left.
+    private func service(_ slot: Int, now: Double) {
+        while true {
+            let action = self.slots[slot]!.machine.nextAction(now: now)
+            let descriptor = self.slots[slot]!.descriptor
+            switch action {
+            case .none:
+                return
+            case .send:
+                let sent = self.slots[slot]!.machine.withUnsentOutput { bytes in
+                    Glibc.send(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+                }
+                if sent >= 0 {
+                    self.slots[slot]!.machine.sent(sent, now: now)
+                } else if errno == EAGAIN {
+                    self.slots[slot]!.machine.sendWouldBlock()
+                } else if errno != EINTR {
+                    self.slots[slot]!.machine.sendFailed()
+                }
+            case .dispatch(let line):
+                self.slots[slot]!.dispatch(line, services: self.services, loop: self)
+            case .watch(let interest):
+                var events: UInt32 = 0
+                if interest.contains(.readable) { events |= Epoll.readable }
+                if interest.contains(.writable) { events |= Epoll.writable }
+                do {
+                    try self.epoll.modify(descriptor, interest: events, tag: self.tags[slot])
+                } catch {
+                    self.services.logger.warning("could not watch a connection; closing it", metadata: ["error": "\(error)"])
+                    self.slots[slot]!.machine.failed()
+                }
+            case .shutDownInput:
+                shutdown(descriptor, Int32(SHUT_RD))
+            case .close(let reason):
+                self.logClose(reason, peer: self.slots[slot]!.peer)
+                self.closeConnection(in: slot, now: now)
+                return
+            }
+        }
+    }
+
+    private func logClose(_ reason: ConnectionStateMachine.CloseReason, peer: PeerCredentials) {
+        let logger = self.services.logger
+        switch reason {
+        case .finished, .peerGone: logger.debug("connection closed", metadata: ["peer": "\(peer)"])
+        case .failed: logger.debug("connection failed", metadata: ["peer": "\(peer)"])
+        case .stalled: logger.info("closed a connection that left its replies unread", metadata: ["peer": "\(peer)"])
+        case .partialLineTimedOut: logger.info("closed a connection that left a request unfinished", metadata: ["peer": "\(peer)"])
+        case .idle: logger.debug("closed an idle connection", metadata: ["peer": "\(peer)"])
         }
     }
 
@@ -171,63 +257,71 @@ final class SocketLoop: @unchecked Sendable {
         return slot < self.tags.count && self.tags[slot] == tag ? slot : nil
     }
 
-    private func takeMessages(now: Double) {
+    private func takeMessages(now: Double) -> Int {
         let messages = self.inbox.withLock { inbox in
-            let taken = inbox
-            inbox.removeAll(keepingCapacity: true)
+            let taken = inbox.messages
+            inbox.messages.removeAll(keepingCapacity: true)
             return taken
         }
+        var served = 0
         for message in messages {
             switch message {
             case .adopt(let descriptor, let peer):
                 self.adopt(descriptor, peer: peer, now: now)
             case .reply(let tag, let bytes):
                 guard let slot = self.slot(of: tag) else { continue }
-                if !self.slots[slot]!.generalPathReplied(bytes, now: now, services: self.services, loop: self) {
-                    self.closeConnection(in: slot, now: now)
-                }
+                served += self.slots[slot]!.replied(bytes, now: now, services: self.services)
+                self.service(slot, now: now)
             case .drain(let deadline):
-                self.drain(until: deadline)
+                self.drain(until: deadline, now: now)
             }
         }
+        return served
     }
 
     private func acceptConnections(now: Double) {
         guard let listener = self.listener else { return }
         // Bounded so a connection storm cannot starve the connections already open.
         for _ in 0..<64 {
-            let descriptor = Glibc.accept(listener, nil, nil)
+            let descriptor = accept4(listener, nil, nil, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
             guard descriptor >= 0 else {
                 if errno == EMFILE || errno == ENFILE {
                     // Level-triggered: the listener would report ready forever. Retried at housekeeping.
                     self.services.logger.warning("out of file descriptors; pausing accepts for a second")
-                    self.register(listener, interest: 0, tag: Self.listenerTag)
+                    self.watchListener(0)
                     self.listenerPaused = true
                 }
                 return
             }
-            _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
             guard let peer = PeerCredentials.read(descriptor: descriptor) else {
                 close(descriptor)
                 continue
             }
-            guard self.services.admitConnection() else {
-                self.refuse(descriptor, peer: peer)
+            if let refusal = self.services.admitConnection(peer) {
+                self.refuse(descriptor, peer: peer, reason: refusal)
                 continue
             }
             let loop = self.peers[self.nextPeer % self.peers.count]
             self.nextPeer &+= 1
             if loop === self {
                 self.adopt(descriptor, peer: peer, now: now)
-            } else {
-                loop.post(.adopt(descriptor: descriptor, peer: peer))
+            } else if !loop.post(.adopt(descriptor: descriptor, peer: peer)) {
+                close(descriptor)
+                self.services.connectionClosed(peer)
             }
         }
     }
 
-    private func refuse(_ descriptor: Int32, peer: PeerCredentials) {
-        let reason = "too many connections (limit \(self.services.maximumConnections)); try again later"
+    private func watchListener(_ interest: UInt32) {
+        guard let listener = self.listener else { return }
+        do {
+            try self.epoll.modify(listener, interest: interest, tag: Self.listenerTag)
+        } catch {
+            self.services.logger.error("could not watch the listening socket", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func refuse(_ descriptor: Int32, peer: PeerCredentials, reason: String) {
         self.services.logger.warning("refused a connection", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
         let error = RPCError(code: RPCError.internalErrorCode, message: reason)
         let line = RPCResponse.line(RPCResponse.failure(id: .null, error: error))
@@ -249,13 +343,16 @@ final class SocketLoop: @unchecked Sendable {
             self.services.logger.warning("could not watch a connection", metadata: ["error": "\(error)"])
             self.freeSlots.append(slot)
             close(descriptor)
-            self.services.connectionClosed()
+            self.services.connectionClosed(peer)
             return
         }
         self.slots[slot] = ClientConnection(descriptor: descriptor, tag: tag, peer: peer, services: self.services, now: now)
         self.tags[slot] = tag
         self.services.logger.debug("connection opened", metadata: ["peer": "\(peer)"])
-        if case .draining = self.state { self.slots[slot]!.shutDownInput(loop: self) }
+        if case .draining = self.state {
+            self.slots[slot]!.machine.drain()
+            self.service(slot, now: now)
+        }
     }
 
     private func closeConnection(in slot: Int, now: Double) {
@@ -265,34 +362,31 @@ final class SocketLoop: @unchecked Sendable {
         self.freeSlots.append(slot)
         connection.closed(audit: self.services.audit, now: now)
         close(connection.descriptor)
-        self.services.connectionClosed()
-        self.services.logger.debug("connection closed", metadata: ["peer": "\(connection.peer)"])
+        self.services.connectionClosed(connection.peer)
     }
 
-    /// Stops accepting and half-closes every connection's input: each finishes what it already
+    /// Stops accepting and has every connection shut down its input: each finishes what it already
     /// received, replies, and closes.
-    private func drain(until deadline: Double) {
+    private func drain(until deadline: Double, now: Double) {
         guard case .running = self.state else { return }
         self.state = .draining(deadline: deadline)
         self.closeListener()
         for slot in self.slots.indices where self.slots[slot] != nil {
-            self.slots[slot]!.shutDownInput(loop: self)
+            self.slots[slot]!.machine.drain()
+            self.service(slot, now: now)
         }
     }
 
     private func keepHouse(now: Double) {
         self.lastHousekeeping = now
-        if self.listenerPaused, let listener = self.listener {
+        if self.listenerPaused {
             self.listenerPaused = false
-            self.register(listener, interest: Epoll.readable, tag: Self.listenerTag)
+            self.watchListener(Epoll.readable)
         }
         for slot in self.slots.indices where self.slots[slot] != nil {
-            if let since = self.slots[slot]!.stalledSince, now - since >= Self.stalledWriteTimeout {
-                self.services.logger.info("closed a connection that left its replies unread", metadata: ["peer": "\(self.slots[slot]!.peer)"])
-                self.closeConnection(in: slot, now: now)
-                continue
-            }
+            self.slots[slot]!.machine.tick(now: now)
             self.slots[slot]!.handOverAudit(now: now, audit: self.services.audit, force: false)
+            self.service(slot, now: now)
         }
     }
 

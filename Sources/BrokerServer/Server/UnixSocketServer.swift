@@ -25,10 +25,28 @@ public final class UnixSocketServer: Service, Sendable {
         /// When set, the socket is mode 0660 and owned by this group, so its members can connect.
         public var socketGroup: gid_t?
         /// Connections beyond this are answered with an error and closed, bounding file descriptors.
+        /// The last few (1/64, at most 64) are kept for the broker's own uid and root.
         public var maximumConnections = 4096
+        /// Connections one uid other than the broker's own and root may hold at once.
+        public var maximumConnectionsPerUID = 256
+        /// A connection with nothing in flight and nothing sent for this long is closed.
+        public var idleTimeout: Double = 300
+        /// A request line begun but not finished within this long (while the broker reads) closes the connection.
+        public var partialLineTimeout: Double = 30
+        /// Request bytes (unfinished lines and lines waiting for the general path) all connections
+        /// may hold together.
+        public var maximumHeldRequestBytes = 256 << 20
 
         public init(socketPath: String) {
             self.socketPath = socketPath
+        }
+
+        var connectionLimits: ConnectionStateMachine.Limits {
+            var limits = ConnectionStateMachine.Limits()
+            limits.maximumLineLength = self.maximumLineLength
+            limits.idleTimeout = self.idleTimeout
+            limits.partialLineTimeout = self.partialLineTimeout
+            return limits
         }
     }
 
@@ -54,22 +72,36 @@ public final class UnixSocketServer: Service, Sendable {
             access: access,
             audit: audit,
             logger: logger,
-            maximumLineLength: configuration.maximumLineLength,
-            maximumConnections: configuration.maximumConnections
+            limits: configuration.connectionLimits,
+            requestBudget: RequestBytesBudget(limit: configuration.maximumHeldRequestBytes),
+            admission: ConnectionAdmission(
+                maximumConnections: configuration.maximumConnections,
+                maximumPerUID: configuration.maximumConnectionsPerUID,
+                ownerUID: access.current.ownerUID
+            )
         )
     }
 
+    /// Throws, with a one-line reason, unless `path` is free or holds a stale socket: lets the daemon
+    /// refuse before it does any work. (`run` checks again as it binds.)
+    public static func checkSocketPath(_ path: String) throws {
+        try UnixListener.refuseIfTaken(path)
+    }
+
+    /// Serves until graceful shutdown or cancellation. General-path workers run as children of a
+    /// task group owned here, so none outlives the server.
     public func run() async throws {
         let path = self.configuration.socketPath
         let threads = max(1, self.configuration.socketThreads)
         let loops = try (0..<threads).map { _ in try SocketLoop(services: self.services) }
         let listener = try UnixListener.bind(path: path, mode: self.configuration.socketMode, group: self.configuration.socketGroup)
-        let clock = self.services.clock
+        let services = self.services
+        let clock = services.clock
         do {
-            try loops[0].accept(on: listener, dealingTo: loops)
+            try loops[0].accept(on: listener.descriptor, dealingTo: loops)
         } catch {
-            close(listener)
-            unlink(path)
+            close(listener.descriptor)
+            listener.removeSocketFile()
             throw error
         }
         for (index, loop) in loops.enumerated() {
@@ -77,31 +109,63 @@ public final class UnixSocketServer: Service, Sendable {
                 try loop.start()
             } catch {
                 // The first loop owns the listener once it runs, and closes it as it stops.
-                if index == 0 { close(listener) }
+                if index == 0 { close(listener.descriptor) }
                 for started in loops[..<index] {
                     started.post(.drain(deadline: clock.monotonicNow()))
                     await started.waitUntilStopped()
                 }
-                unlink(path)
+                listener.removeSocketFile()
                 throw error
             }
         }
-        let logger = self.services.logger
+        let logger = services.logger
         logger.info("listening", metadata: ["socket": "\(path)", "threads": "\(threads)"])
         let drainTimeout = self.configuration.drainTimeout
-        await withTaskCancellationHandler {
-            await withGracefulShutdownHandler {
-                for loop in loops { await loop.waitUntilStopped() }
-            } onGracefulShutdown: {
-                logger.info("draining connections")
-                let deadline = clock.monotonicNow() + drainTimeout
-                for loop in loops { loop.post(.drain(deadline: deadline)) }
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await withGracefulShutdownHandler {
+                        await Self.waitForLoops(loops, services: services)
+                    } onGracefulShutdown: {
+                        logger.info("draining connections")
+                        let deadline = clock.monotonicNow() + drainTimeout
+                        for loop in loops { loop.post(.drain(deadline: deadline)) }
+                    }
+                } onCancel: {
+                    let now = clock.monotonicNow()
+                    for loop in loops { loop.post(.drain(deadline: now)) }
+                }
+                services.finishWorkers()
             }
-        } onCancel: {
-            let now = clock.monotonicNow()
-            for loop in loops { loop.post(.drain(deadline: now)) }
+            for await worker in services.workers {
+                group.addTask { await worker.run(dispatcher: services.dispatcher) }
+            }
         }
-        unlink(path)
+        listener.removeSocketFile()
+        if services.hasFailed { throw SocketServerError.loopFailed }
         logger.info("stopped serving", metadata: ["socket": "\(path)"])
+    }
+
+    /// Waits until every loop has stopped; if one stops because it failed, stops the others at once.
+    private static func waitForLoops(_ loops: [SocketLoop], services: ConnectionServices) async {
+        await withTaskGroup(of: Void.self) { stops in
+            for loop in loops {
+                stops.addTask { await loop.waitUntilStopped() }
+            }
+            for await _ in stops where services.hasFailed {
+                let now = services.clock.monotonicNow()
+                for loop in loops { loop.post(.drain(deadline: now)) }
+            }
+        }
+    }
+}
+
+public enum SocketServerError: Error, CustomStringConvertible {
+    case loopFailed
+
+    public var description: String {
+        switch self {
+        case .loopFailed: "a socket loop failed (see the log); the server stopped"
+        }
     }
 }
