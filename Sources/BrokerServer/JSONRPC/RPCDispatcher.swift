@@ -20,6 +20,8 @@ public final class RPCDispatcher: Sendable {
     public static let maximumBatchSize = 1000
     /// Requests of one batch answered at once.
     public static let batchConcurrency = 8
+    /// A batch's encoded replies past which its remaining requests are refused, not run.
+    public static let maximumBatchReplyBytes = 16 << 20
 
     private let handlers: [String: Handler]
     private let registry: ModuleRegistry
@@ -64,30 +66,56 @@ public final class RPCDispatcher: Sendable {
                     RPCResponse.failure(id: .null, error: .invalidRequest("batch larger than \(Self.maximumBatchSize)"))
                 )
             }
-            let replies = await self.replies(to: batch, context: context)
-            return replies.isEmpty ? nil : RPCResponse.line(.array(replies))
+            return await self.replyLine(toBatch: batch, context: context)
         default:
             return await self.reply(to: document, context: context).map(RPCResponse.line)
         }
     }
 
-    /// Replies to a batch's requests, at most `batchConcurrency` at a time, so one line cannot start
-    /// a thousand upstream calls at once. Once the caller is gone (the task is cancelled), requests
-    /// not yet started are not started.
-    private func replies(to batch: [JSONValue], context: CallContext) async -> [JSONValue] {
+    /// The reply line to a batch, its requests answered at most `batchConcurrency` at a time, so one
+    /// line cannot start a thousand upstream calls at once. Replies are encoded as they arrive; once
+    /// they pass `maximumBatchReplyBytes`, requests not yet started are answered with an error
+    /// instead of being run, which bounds the memory one line can make the broker hold. Once the
+    /// caller is gone (the task is cancelled), requests not yet started are not started.
+    private func replyLine(toBatch batch: [JSONValue], context: CallContext) async -> [UInt8]? {
         await withTaskGroup(of: JSONValue?.self) { group in
-            var replies: [JSONValue] = []
+            var line: [UInt8] = [UInt8(ascii: "[")]
+            var replies = 0
+            func append(_ reply: JSONValue?) {
+                guard let reply else { return }
+                if replies > 0 { line.append(UInt8(ascii: ",")) }
+                line.append(contentsOf: JSONWriter.bytes(reply))
+                replies += 1
+            }
             for element in batch.prefix(Self.batchConcurrency) {
                 group.addTask { await self.reply(to: element, context: context) }
             }
             var pending = batch.dropFirst(Self.batchConcurrency).makeIterator()
             for await reply in group {
-                if let reply { replies.append(reply) }
-                if !Task.isCancelled, let element = pending.next() {
+                append(reply)
+                guard !Task.isCancelled, let element = pending.next() else { continue }
+                if line.count <= Self.maximumBatchReplyBytes {
                     group.addTask { await self.reply(to: element, context: context) }
+                } else {
+                    append(Self.refusal(of: element))
+                    while let element = pending.next() { append(Self.refusal(of: element)) }
                 }
             }
-            return replies
+            guard replies > 0 else { return nil }
+            line.append(contentsOf: [UInt8(ascii: "]"), 0x0a])
+            return line
+        }
+    }
+
+    /// The reply to a batch member left unrun because the batch's reply grew too large (nil for a notification).
+    private static func refusal(of value: JSONValue) -> JSONValue? {
+        switch RPCRequest.validate(value) {
+        case .failure(let rejection):
+            return RPCResponse.failure(id: rejection.id, error: rejection.error)
+        case .success(let request):
+            guard let id = request.id else { return nil }
+            let message = "not run: the batch's reply passed \(Self.maximumBatchReplyBytes >> 20) MiB; send this request again on its own"
+            return RPCResponse.failure(id: id, error: RPCError(code: RPCError.internalErrorCode, message: message))
         }
     }
 
