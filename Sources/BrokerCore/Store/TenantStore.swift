@@ -213,18 +213,43 @@ public final class TenantStore: Sendable {
 
     /// The opened credential for `key`, or nil when there is none.
     public func credential(for key: TokenKey) throws -> Credential? {
-        try self.state.withLock { state -> Credential? in
-            var found: (appid: String, sealed: [UInt8])?
-            try state.connection.statement("SELECT appid, app_key FROM credentials WHERE tenant_id = ? AND region = ?")
-                .forEachRow([.text(key.tenant), .text(key.region)]) { found = ($0.text(0), $0.blob(1)) }
-            guard let found else { return nil }
-            let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .appKey)
-            do throws(SealingError) {
-                let appKey = try state.sealer.openString(found.sealed, for: binding)
-                return Credential(key: key, appid: found.appid, appKey: appKey)
-            } catch {
-                throw StoreError.unreadableSecret(tenant: key.tenant, region: key.region, field: "app_key", reason: error)
-            }
+        try self.state.withLock { state in try Self.credential(for: key, connection: state.connection, sealer: state.sealer) }
+    }
+
+    /// The opened credential for a `get_token` call, after withdrawing `key`'s stored token.
+    ///
+    /// `get_token` revokes the token it replaces, so the stored one must be gone, durably, before the
+    /// call is made: otherwise a new token that then cannot be saved (disk full, a held write lock)
+    /// leaves a revoked one behind for the next start to serve. Throws, and the call must not be made,
+    /// when the withdrawal cannot be written; with no token stored there is nothing to withdraw.
+    public func credentialForFetch(_ key: TokenKey) throws -> Credential? {
+        try self.state.withLock { state in
+            let connection = state.connection
+            guard let credential = try Self.credential(for: key, connection: connection, sealer: state.sealer) else { return nil }
+            var stored = false
+            try connection.statement("SELECT 1 FROM tokens WHERE tenant_id = ? AND region = ?")
+                .forEachRow([.text(key.tenant), .text(key.region)]) { _ in stored = true }
+            guard stored else { return credential }
+            // This one commit is synced to disk (WAL commits otherwise are not): a power cut must not
+            // bring the withdrawn token back once the upstream has revoked it.
+            try connection.execute("PRAGMA synchronous = FULL")
+            defer { try? connection.execute("PRAGMA synchronous = NORMAL") }
+            try connection.statement("DELETE FROM tokens WHERE tenant_id = ? AND region = ?").run([.text(key.tenant), .text(key.region)])
+            return credential
+        }
+    }
+
+    private static func credential(for key: TokenKey, connection: SQLiteConnection, sealer: SecretSealer) throws -> Credential? {
+        var found: (appid: String, sealed: [UInt8])?
+        try connection.statement("SELECT appid, app_key FROM credentials WHERE tenant_id = ? AND region = ?")
+            .forEachRow([.text(key.tenant), .text(key.region)]) { found = ($0.text(0), $0.blob(1)) }
+        guard let found else { return nil }
+        let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .appKey)
+        do throws(SealingError) {
+            let appKey = try sealer.openString(found.sealed, for: binding)
+            return Credential(key: key, appid: found.appid, appKey: appKey)
+        } catch {
+            throw StoreError.unreadableSecret(tenant: key.tenant, region: key.region, field: "app_key", reason: error)
         }
     }
 

@@ -82,7 +82,8 @@ public actor TokenManager: Service {
 
     /// Brings the tracked keys in line with the store: new credentials are tracked and acquired,
     /// removed ones stop being served at once, and a replaced credential forgets its failures (and its
-    /// token, if the store dropped it because the appid changed).
+    /// token, if the store no longer holds it: the appid changed, or the token was withdrawn for a
+    /// fetch whose result could not be stored).
     public func reload() async throws {
         let store = self.store
         let now = self.clock.monotonicNow()
