@@ -133,10 +133,23 @@ public final class TenantStore: Sendable {
         }
     }
 
-    /// Removes a tenant (every region) or one region of it, with its tokens. A tenant left with no
-    /// region is removed too. Returns how many credentials were removed.
+    /// What a removal took away.
+    public struct RemovalReport: Sendable, Equatable {
+        public var credentials: Int
+        /// Rules naming exactly the removed tenant (never `*` rules): gone with it, so a tenant
+        /// re-created under the same id inherits no caller.
+        public var accessRules: Int
+
+        public init(credentials: Int, accessRules: Int) {
+            self.credentials = credentials
+            self.accessRules = accessRules
+        }
+    }
+
+    /// Removes a tenant (every region) or one region of it, with its tokens, in one transaction. A
+    /// tenant left with no region is removed too, and with it the access rules that name it.
     @discardableResult
-    public func remove(tenant: String, region: String?) throws -> Int {
+    public func remove(tenant: String, region: String?) throws -> RemovalReport {
         try self.state.withLock { state in
             let connection = state.connection
             return try connection.transaction {
@@ -158,7 +171,9 @@ public final class TenantStore: Sendable {
                 } else {
                     try connection.statement("DELETE FROM tenants WHERE id = ?").run([.text(tenant)])
                 }
-                return removed
+                try connection.statement("DELETE FROM access_rules WHERE tenant = ?1 AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = ?1)")
+                    .run([.text(tenant)])
+                return RemovalReport(credentials: removed, accessRules: connection.changes)
             }
         }
     }

@@ -447,4 +447,20 @@ public actor TokenManager: Service {
         let now = self.clock.monotonicNow()
         return self.slots.values.reduce(0) { $0 + ($1.token?.isFresh(at: now) == true ? 1 : 0) }
     }
+
+    /// How many of `tenants` are tracked, and how many valid tokens they hold: `broker.health` for
+    /// a caller who may see only those. Costs a lookup per named tenant, not a scan of every key.
+    public func counts(of tenants: Set<String>) -> (tenants: Int, validTokens: Int) {
+        let now = self.clock.monotonicNow()
+        var tracked = 0
+        var valid = 0
+        for tenant in tenants {
+            let regions = self.cache.regions(of: tenant)
+            if !regions.isEmpty { tracked += 1 }
+            for region in regions where self.slots[TokenKey(tenant: tenant, region: region)]?.token?.isFresh(at: now) == true {
+                valid += 1
+            }
+        }
+        return (tracked, valid)
+    }
 }
