@@ -82,6 +82,26 @@ import Testing
         #expect(throws: StoreError.self) { try store.remove(tenant: "tenant-1", region: "eu") }
     }
 
+    @Test func aVersionTwoDatabaseMigratesAndKeepsWhatItHolds() throws {
+        let directory = TemporaryDirectory("mig")
+        let sealer = SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)]))
+        let key = TokenKey(tenant: "tenant-0", region: "sg")
+        do {
+            let store = try TenantStore(path: directory.file("b.db"), sealer: sealer)
+            try store.upsert(Self.definitions(1), now: 1)
+            try store.save(StoredToken(key: key, value: "tok", issuedAt: 1, expiresAt: 10_000))
+        }
+        // What a database written by the previous release looks like.
+        let older = try SQLiteConnection(path: directory.file("b.db"))
+        try older.execute("DROP TABLE sealing_key; PRAGMA user_version = 2")
+        let reopened = try TenantStore(path: directory.file("b.db"), sealer: sealer)
+        #expect(try older.userVersion == 3)
+        #expect(try reopened.credential(for: key)?.appKey == "PLAINTEXT-APPKEY-sg-0")
+        #expect(try reopened.loadTokens(expiringAfter: 5).tokens.map(\.value) == ["tok"])
+        try reopened.save(StoredToken(key: key, value: "tok-2", issuedAt: 2, expiresAt: 10_000))
+        #expect(try reopened.token(for: key, expiringAfter: 5)?.value == "tok-2")
+    }
+
     @Test func removingATenantRemovesTheRulesNamingItButNotWildcardsOrOtherTenants() throws {
         let directory = TemporaryDirectory("rmr")
         let store = try TenantStore(path: directory.file("b.db"), sealer: SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)])))
