@@ -318,17 +318,17 @@ public final class TenantStore: Sendable {
 
     // MARK: Key rotation
 
-    /// Re-seals every secret with the active key of the keyring `keyring` returns, in one write
+    /// Re-seals every secret with the active key of the keyring `readKeyring` returns, in one write
     /// transaction, records that key as the one writers must seal with, and adopts the keyring.
     ///
-    /// `keyring` runs with the write lock held, so no writer commits between it and the re-seal: a
-    /// keyring read from the key file there holds every version a stored secret is sealed with.
+    /// `readKeyring` runs with the write lock held, so no writer commits between it and the re-seal:
+    /// a keyring read from the key file there holds every version a stored secret is sealed with.
     /// On any failure nothing in the database changes. Returns the keyring and the re-sealed count.
-    public func resealAll(with keyring: @Sendable () throws -> MasterKeyring) throws -> (keyring: MasterKeyring, resealed: Int) {
+    public func resealAll(with readKeyring: @Sendable () throws -> MasterKeyring) throws -> (keyring: MasterKeyring, resealed: Int) {
         try self.state.withLock { state in
             let connection = state.connection
             let (keyring, count) = try connection.transaction {
-                let keyring = try keyring()
+                let keyring = try readKeyring()
                 let sealer = SecretSealer(keyring: keyring)
                 let count =
                     try Self.reseal(table: "credentials", column: "app_key", field: .appKey, connection: connection, sealer: sealer)
