@@ -123,6 +123,40 @@ import Testing
         #expect(try store.keyIDsInUse() == [2])
     }
 
+    /// `tenant add` processes run one after another while `key rotate` runs three times: each add
+    /// either commits a secret that opens with the final key file or says, in one line, to run it again.
+    @Test func keyRotateAndConcurrentTenantAddsLeaveEverySecretReadable() async throws {
+        _ = try await broker(["init"])
+        let environment = self.environment
+        async let adds = onThread { () -> (added: [Int], refused: [String]) in
+            var added: [Int] = []
+            var refused: [String] = []
+            for index in 0..<24 {
+                let process = BrokerProcess(
+                    ["tenant", "add", "w\(index)", "--region", "sg", "--appid", "\(index)", "--app-key-env", "KEY"],
+                    environment: environment.merging(["KEY": "CONCURRENT-KEY-\(index)"]) { $1 }
+                )
+                try process.start()
+                let result = process.waitForExit()
+                if result.status == 0 { added.append(index) } else { refused.append(result.stderr) }
+            }
+            return (added, refused)
+        }
+        for _ in 0..<3 {
+            let rotated = try await broker(["key", "rotate"])
+            #expect(rotated.status == 0, "\(rotated.stderr)")
+        }
+        let writer = try await adds
+        for message in writer.refused {
+            #expect(message.split(separator: "\n").count == 1 && message.contains("run it again"), "\(message)")
+        }
+        let store = try BrokerHome(paths: BrokerPaths(home: self.home)).openStore()
+        #expect(try store.keyIDsInUse() == [4])
+        for index in writer.added {
+            #expect(try store.credential(for: TokenKey(tenant: "w\(index)", region: "sg"))?.appKey == "CONCURRENT-KEY-\(index)")
+        }
+    }
+
     @Test func refusesToRunWithAKeyFileOthersCanRead() async throws {
         _ = try await broker(["init"])
         chmod(self.home + "/master.key", 0o640)
