@@ -17,7 +17,7 @@ import Testing
 
         // The upstream answers slowly; while it does, another connection takes the write lock, so
         // the new token cannot be saved (the store gives up after its 5 s busy timeout).
-        fixture.simulator.fault = .latency(milliseconds: 1500)
+        fixture.simulator.fault = .latency(milliseconds: 2500)
         let refresh = Task { try await manager.invalidate(key, reported: first).value }
         let sent = await eventually(timeout: 10, interval: 0.005) { fixture.simulator.tokenRequestCount > before }
         try #require(sent)

@@ -14,7 +14,7 @@ import Testing
 
         // A refresh already sent upstream when another process (a backup job, a sqlite3 shell) takes
         // the write lock past the busy timeout: its token is served although it cannot be stored.
-        daemon.simulator.fault = .latency(milliseconds: 1500)
+        daemon.simulator.fault = .latency(milliseconds: 2500)
         let sent = daemon.simulator.tokenRequestCount
         async let refreshed = daemon.call("token.invalidate", ["tenant": "t0", "token": .string(first)])
         let reached = await eventually(timeout: 10, interval: 0.005) { daemon.simulator.tokenRequestCount > sent }
