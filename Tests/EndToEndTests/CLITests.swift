@@ -157,6 +157,24 @@ import Testing
         }
     }
 
+    @Test func aKeyFileAtTheLastVersionIsRefusedInOneLineNotATrap() async throws {
+        _ = try await broker(["init"])
+        _ = try await broker(["tenant", "add", "acme", "--region", "sg", "--appid", "1", "--app-key-stdin"], stdin: "KEEP-ME\n")
+        // A key file naming the largest version a sealed value can carry (4 bytes): no next version exists.
+        let keyFile = self.home + "/master.key"
+        let original = try String(contentsOfFile: keyFile, encoding: .utf8)
+        let lastVersion = original.replacingOccurrences(of: "\n1 ", with: "\n4294967295 ")
+        try lastVersion.write(toFile: keyFile, atomically: false, encoding: .utf8)
+        _ = try await broker(["tenant", "add", "acme", "--region", "sg", "--appid", "1", "--app-key-stdin"], stdin: "KEEP-ME\n")
+
+        let rotated = try await broker(["key", "rotate"])
+        #expect(rotated.status == 1, "\(rotated.stderr)")
+        #expect(rotated.stderr.split(separator: "\n").count == 1 && rotated.stderr.contains("4294967295"), "\(rotated.stderr)")
+        #expect(try String(contentsOfFile: keyFile, encoding: .utf8) == lastVersion)
+        let store = try BrokerHome(paths: BrokerPaths(home: self.home)).openStore()
+        #expect(try store.credential(for: TokenKey(tenant: "acme", region: "sg"))?.appKey == "KEEP-ME")
+    }
+
     @Test func refusesToRunWithAKeyFileOthersCanRead() async throws {
         _ = try await broker(["init"])
         chmod(self.home + "/master.key", 0o640)
