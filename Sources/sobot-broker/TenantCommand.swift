@@ -136,7 +136,7 @@ struct TenantListCommand: ParsableCommand {
 struct TenantRemoveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remove",
-        abstract: "Remove a tenant, or one of its regions, with its tokens."
+        abstract: "Remove a tenant, or one of its regions, with its tokens; a removed tenant's access rules go with it."
     )
 
     @OptionGroup var options: HomeOptions
@@ -150,6 +150,12 @@ struct TenantRemoveCommand: ParsableCommand {
     func run() throws {
         let removed = try self.options.brokerHome.openStore().remove(tenant: self.id, region: self.region)
         let target = self.region.map { "\(self.id)/\($0)" } ?? self.id
-        print("removed \(target) (\(removed) credential\(removed == 1 ? "" : "s"))\(DaemonNotice.reload(self.options))")
+        var what = [Self.count(removed.credentials, "credential")]
+        if removed.accessRules > 0 { what.append(Self.count(removed.accessRules, "access rule")) }
+        print("removed \(target) (\(what.joined(separator: ", ")))\(DaemonNotice.reload(self.options))")
+    }
+
+    private static func count(_ number: Int, _ noun: String) -> String {
+        "\(number) \(noun)\(number == 1 ? "" : "s")"
     }
 }

@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 
@@ -45,6 +46,61 @@ import Testing
         #expect(try home.loadKeyring().keys.map(\.id) == [1, 2])
     }
 
+    /// A writer that loaded the keyring before a rotation (a long `tenant import`, a `tenant add`
+    /// started just before) writes with its own connection throughout three rotations: each of its
+    /// commits is re-sealed by the rotation or refused as sealed with a retired version, so every
+    /// secret opens with the final key file.
+    @Test func aConcurrentWriterNeverCommitsASecretTheRotationRetires() async throws {
+        let directory = TemporaryDirectory("rotc")
+        let home = try initializedHome(directory)
+        let stop = StopFlag()
+        async let writes = onThread { () throws -> (written: Int, reopened: Int, failures: [String]) in
+            var store = try home.openStore()
+            var written = 0
+            var reopened = 0
+            var failures: [String] = []
+            while !stop.isSet, failures.isEmpty {
+                let credential = CredentialDefinition(region: "sg", appid: "w\(written)", appKey: "WRITER-KEY-\(written)")
+                do {
+                    try store.upsert([TenantDefinition(id: "writer-\(written)", name: nil, credentials: [credential])], now: 2)
+                    written += 1
+                } catch where "\(error)".contains("rotated") && !"\(error)".contains("\n") {
+                    reopened += 1
+                    store = try home.openStore()
+                } catch {
+                    failures.append("\(error)")
+                }
+            }
+            return (written, reopened, failures)
+        }
+        var rotationFailures: [String] = []
+        for _ in 0..<3 {
+            try await Task.sleep(for: .milliseconds(150))
+            do {
+                _ = try await onThread { try KeyRotation.rotate(home: home) }
+            } catch {
+                rotationFailures.append("\(error)")
+            }
+        }
+        try await Task.sleep(for: .milliseconds(150))
+        stop.set()
+        let writer = try await writes
+        #expect(rotationFailures.isEmpty, "\(rotationFailures)")
+        #expect(writer.failures.isEmpty, "\(writer.failures)")
+        #expect(writer.written > 0 && writer.reopened >= 1, "\(writer.written) written, \(writer.reopened) reopened")
+
+        let keyring = try home.loadKeyring()
+        let store = try home.openStore()
+        #expect(try store.keyIDsInUse() == [keyring.active.id])
+        for index in 0..<writer.written {
+            #expect(try store.credential(for: TokenKey(tenant: "writer-\(index)", region: "sg"))?.appKey == "WRITER-KEY-\(index)")
+        }
+        for key in try store.credentialKeys() {
+            #expect(throws: Never.self) { try store.credential(for: key) }
+        }
+        #expect(try store.loadTokens(expiringAfter: 0).unreadable.isEmpty)
+    }
+
     /// Writes raw bytes into the token row, as disk corruption would.
     static func overwriteToken(home: BrokerHome, with bytes: [UInt8]) throws {
         let connection = try SQLiteConnection(path: home.paths.database)
@@ -61,4 +117,13 @@ import Testing
             "\(error)".contains("group or others") && !"\(error)".contains("\n")
         }
     }
+}
+
+/// A flag one thread sets and another polls.
+final class StopFlag: Sendable {
+    private let value = Mutex(false)
+
+    var isSet: Bool { self.value.withLock { $0 } }
+
+    func set() { self.value.withLock { $0 = true } }
 }

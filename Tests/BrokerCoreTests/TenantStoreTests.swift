@@ -73,12 +73,55 @@ import Testing
         let store = try TenantStore(path: directory.file("b.db"), sealer: SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)])))
         try store.upsert(Self.definitions(2), now: 1)
         try store.save(StoredToken(key: TokenKey(tenant: "tenant-0", region: "us"), value: "tok", issuedAt: 1, expiresAt: 10_000))
-        #expect(try store.remove(tenant: "tenant-0", region: "us") == 1)
+        #expect(try store.remove(tenant: "tenant-0", region: "us").credentials == 1)
         #expect(try store.loadTokens(expiringAfter: 0).tokens.isEmpty)
         #expect(try store.summaries().first { $0.id == "tenant-0" }?.regions.map(\.region) == ["sg"])
-        #expect(try store.remove(tenant: "tenant-0", region: nil) == 1)
+        #expect(try store.remove(tenant: "tenant-0", region: nil).credentials == 1)
         #expect(try store.summaries().map(\.id) == ["tenant-1"])
         #expect(throws: StoreError.self) { try store.remove(tenant: "tenant-0", region: nil) }
         #expect(throws: StoreError.self) { try store.remove(tenant: "tenant-1", region: "eu") }
+    }
+
+    @Test func aVersionTwoDatabaseMigratesAndKeepsWhatItHolds() throws {
+        let directory = TemporaryDirectory("mig")
+        let sealer = SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)]))
+        let key = TokenKey(tenant: "tenant-0", region: "sg")
+        do {
+            let store = try TenantStore(path: directory.file("b.db"), sealer: sealer)
+            try store.upsert(Self.definitions(1), now: 1)
+            try store.save(StoredToken(key: key, value: "tok", issuedAt: 1, expiresAt: 10_000))
+        }
+        // What a database written by the previous release looks like.
+        let older = try SQLiteConnection(path: directory.file("b.db"))
+        try older.execute("DROP TABLE sealing_key; PRAGMA user_version = 2")
+        let reopened = try TenantStore(path: directory.file("b.db"), sealer: sealer)
+        #expect(try older.userVersion == 3)
+        #expect(try reopened.credential(for: key)?.appKey == "PLAINTEXT-APPKEY-sg-0")
+        #expect(try reopened.loadTokens(expiringAfter: 5).tokens.map(\.value) == ["tok"])
+        try reopened.save(StoredToken(key: key, value: "tok-2", issuedAt: 2, expiresAt: 10_000))
+        #expect(try reopened.token(for: key, expiringAfter: 5)?.value == "tok-2")
+    }
+
+    @Test func removingATenantRemovesTheRulesNamingItButNotWildcardsOrOtherTenants() throws {
+        let directory = TemporaryDirectory("rmr")
+        let store = try TenantStore(path: directory.file("b.db"), sealer: SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)])))
+        try store.upsert(Self.definitions(2), now: 1)
+        try store.grant(AccessRule(subject: .uid(1000), tenant: "tenant-0", methods: ["token.get"]), now: 1)
+        try store.grant(AccessRule(subject: .gid(50), tenant: "tenant-0", methods: ["*"]), now: 1)
+        try store.grant(AccessRule(subject: .uid(1000), tenant: "*", methods: ["broker.status"]), now: 1)
+        try store.grant(AccessRule(subject: .uid(1000), tenant: "tenant-1", methods: ["token.get"]), now: 1)
+        func ruleTenants() throws -> [String] { try store.accessRules().map(\.tenant).sorted() }
+
+        // One region of two: the tenant stays, and so do the rules that name it.
+        #expect(try store.remove(tenant: "tenant-0", region: "us") == .init(credentials: 1, accessRules: 0))
+        #expect(try ruleTenants() == ["*", "tenant-0", "tenant-0", "tenant-1"])
+        // Its last region: the tenant goes, and its rules with it, in the same transaction.
+        #expect(try store.remove(tenant: "tenant-0", region: "sg") == .init(credentials: 1, accessRules: 2))
+        #expect(try ruleTenants() == ["*", "tenant-1"])
+        // Re-created under the same id, it inherits no caller.
+        try store.upsert(Self.definitions(1), now: 2)
+        #expect(try ruleTenants() == ["*", "tenant-1"])
+        #expect(try store.remove(tenant: "tenant-1", region: nil) == .init(credentials: 2, accessRules: 1))
+        #expect(try ruleTenants() == ["*"])
     }
 }

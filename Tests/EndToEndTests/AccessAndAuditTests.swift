@@ -14,16 +14,24 @@ import Testing
         getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")
     }
 
+    /// A daemon whose socket sits outside its 0700 home, in a directory anyone may enter, for the
+    /// group `nogroup`: so `nobody` can connect, and access rules decide the rest.
+    static func daemonReachableByNobody(tenants: Int) async throws -> (RunningDaemon, socket: String, TemporaryDirectory) {
+        let shared = TemporaryDirectory("acl")
+        chmod(shared.path, 0o755)
+        let socket = shared.file("broker.sock")
+        let daemon = try await RunningDaemon(tenants: tenants, start: false, socket: socket)
+        try await daemon.start(extraArguments: ["--socket-group", "nogroup"])
+        return (daemon, socket, shared)
+    }
+
     @Test func callersGetOnlyWhatTheyAreGranted() async throws {
         guard Self.canSwitchUser else {
             print("skipped callersGetOnlyWhatTheyAreGranted: needs root and /usr/bin/setpriv to act as a second user")
             return
         }
-        let shared = TemporaryDirectory("acl")
-        chmod(shared.path, 0o755)
-        let socket = shared.file("broker.sock")
-        let daemon = try await RunningDaemon(tenants: 2, start: false, socket: socket)
-        try await daemon.start(extraArguments: ["--socket-group", "nogroup"])
+        let (daemon, socket, shared) = try await Self.daemonReachableByNobody(tenants: 2)
+        defer { withExtendedLifetime(shared) {} }
         var info = stat()
         #expect(stat(socket, &info) == 0 && info.st_mode & 0o777 == 0o660 && info.st_gid == 65534)
 
@@ -57,6 +65,37 @@ import Testing
         let lines = try audit.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
         #expect(lines.contains { $0["uid"] == 65534 && $0["outcome"] == "denied" && $0["tenant"] == "t1" && $0["code"] == -32002 })
         #expect(lines.contains { $0["uid"] == 65534 && $0["outcome"] == "ok" && $0["method"] == "token.get" && $0["tenant"] == "t0" })
+        await daemon.shutdown()
+    }
+
+    @Test func removingATenantRemovesItsRulesAndHealthCountsOnlyWhatTheCallerMaySee() async throws {
+        guard Self.canSwitchUser else {
+            print("skipped removingATenantRemovesItsRulesAndHealthCountsOnlyWhatTheCallerMaySee: needs root and /usr/bin/setpriv")
+            return
+        }
+        let (daemon, socket, shared) = try await Self.daemonReachableByNobody(tenants: 3)
+        defer { withExtendedLifetime(shared) {} }
+        for index in 0..<3 { _ = try await daemon.call("token.get", ["tenant": .string("t\(index)")]).get() }
+        let granted = try await runBroker(["access", "grant", "--user", "nobody", "--tenant", "t0"], environment: daemon.environment)
+        #expect(granted.status == 0, "\(granted.stderr)")
+
+        let owners = try await daemon.call("broker.health").get()
+        #expect(owners["tenants"] == 3 && owners["tokens_valid"] == 3, "\(owners)")
+        let restricted = try await Self.asNobody(["call", "broker.health", "--socket", socket])
+        let health = try JSONParser.parse(Array(restricted.stdout.utf8))
+        #expect(health["tenants"] == 1 && health["tokens_valid"] == 1, "a caller granted t0 sees only t0: \(restricted.stdout)")
+
+        let removed = try await runBroker(["tenant", "remove", "t0"], environment: daemon.environment)
+        #expect(removed.status == 0 && removed.stdout.contains("removed t0 (1 credential, 1 access rule)"), "\(removed.stdout)")
+        let readded = try await runBroker(
+            ["tenant", "add", "t0", "--region", "sg", "--appid", "app0", "--app-key-env", "T0_KEY"],
+            environment: daemon.environment.merging(["T0_KEY": RunningDaemon.appKey(0)]) { $1 }
+        )
+        #expect(readded.status == 0, "\(readded.stderr)")
+        let inherited = try await Self.asNobody(["call", "token.get", #"{"tenant":"t0"}"#, "--socket", socket])
+        #expect(inherited.status == 1 && inherited.stderr.contains("permission denied"), "a re-created tenant inherits no caller: \(inherited.stdout)")
+        let rules = try await runBroker(["access", "list"], environment: daemon.environment)
+        #expect(!rules.stdout.contains("nobody"), "\(rules.stdout)")
         await daemon.shutdown()
     }
 

@@ -123,6 +123,58 @@ import Testing
         #expect(try store.keyIDsInUse() == [2])
     }
 
+    /// `tenant add` processes run one after another while `key rotate` runs three times: each add
+    /// either commits a secret that opens with the final key file or says, in one line, to run it again.
+    @Test func keyRotateAndConcurrentTenantAddsLeaveEverySecretReadable() async throws {
+        _ = try await broker(["init"])
+        let environment = self.environment
+        async let adds = onThread { () -> (added: [Int], refused: [String]) in
+            var added: [Int] = []
+            var refused: [String] = []
+            for index in 0..<24 {
+                let process = BrokerProcess(
+                    ["tenant", "add", "w\(index)", "--region", "sg", "--appid", "\(index)", "--app-key-env", "KEY"],
+                    environment: environment.merging(["KEY": "CONCURRENT-KEY-\(index)"]) { $1 }
+                )
+                try process.start()
+                let result = process.waitForExit()
+                if result.status == 0 { added.append(index) } else { refused.append(result.stderr) }
+            }
+            return (added, refused)
+        }
+        for _ in 0..<3 {
+            let rotated = try await broker(["key", "rotate"])
+            #expect(rotated.status == 0, "\(rotated.stderr)")
+        }
+        let writer = try await adds
+        for message in writer.refused {
+            #expect(message.split(separator: "\n").count == 1 && message.contains("run it again"), "\(message)")
+        }
+        let store = try BrokerHome(paths: BrokerPaths(home: self.home)).openStore()
+        #expect(try store.keyIDsInUse() == [4])
+        for index in writer.added {
+            #expect(try store.credential(for: TokenKey(tenant: "w\(index)", region: "sg"))?.appKey == "CONCURRENT-KEY-\(index)")
+        }
+    }
+
+    @Test func aKeyFileAtTheLastVersionIsRefusedInOneLineNotATrap() async throws {
+        _ = try await broker(["init"])
+        _ = try await broker(["tenant", "add", "acme", "--region", "sg", "--appid", "1", "--app-key-stdin"], stdin: "KEEP-ME\n")
+        // A key file naming the largest version a sealed value can carry (4 bytes): no next version exists.
+        let keyFile = self.home + "/master.key"
+        let original = try String(contentsOfFile: keyFile, encoding: .utf8)
+        let lastVersion = original.replacingOccurrences(of: "\n1 ", with: "\n4294967295 ")
+        try lastVersion.write(toFile: keyFile, atomically: false, encoding: .utf8)
+        _ = try await broker(["tenant", "add", "acme", "--region", "sg", "--appid", "1", "--app-key-stdin"], stdin: "KEEP-ME\n")
+
+        let rotated = try await broker(["key", "rotate"])
+        #expect(rotated.status == 1, "\(rotated.stderr)")
+        #expect(rotated.stderr.split(separator: "\n").count == 1 && rotated.stderr.contains("4294967295"), "\(rotated.stderr)")
+        #expect(try String(contentsOfFile: keyFile, encoding: .utf8) == lastVersion)
+        let store = try BrokerHome(paths: BrokerPaths(home: self.home)).openStore()
+        #expect(try store.credential(for: TokenKey(tenant: "acme", region: "sg"))?.appKey == "KEEP-ME")
+    }
+
     @Test func refusesToRunWithAKeyFileOthersCanRead() async throws {
         _ = try await broker(["init"])
         chmod(self.home + "/master.key", 0o640)

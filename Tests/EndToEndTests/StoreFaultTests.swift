@@ -11,13 +11,32 @@ import Testing
         let daemon = try await RunningDaemon(tenants: 2)
         let first = try #require(try await daemon.call("token.get", ["tenant": "t0"]).get()["token"]?.stringValue)
         let other = try #require(try await daemon.call("token.get", ["tenant": "t1"]).get()["token"]?.stringValue)
-        // Another process (a backup job, a sqlite3 shell) holds the write lock past the busy timeout.
+
+        // A refresh already sent upstream when another process (a backup job, a sqlite3 shell) takes
+        // the write lock past the busy timeout: its token is served although it cannot be stored.
+        daemon.simulator.fault = .latency(milliseconds: 2500)
+        let sent = daemon.simulator.tokenRequestCount
+        async let refreshed = daemon.call("token.invalidate", ["tenant": "t0", "token": .string(first)])
+        let reached = await eventually(timeout: 10, interval: 0.005) { daemon.simulator.tokenRequestCount > sent }
+        try #require(reached)
         let blocker = try SQLiteConnection(path: daemon.home + "/broker.db")
         try blocker.execute("BEGIN IMMEDIATE")
-        let refreshed = try await daemon.call("token.invalidate", ["tenant": "t0", "token": .string(first)]).get()
-        let fresh = try #require(refreshed["token"]?.stringValue)
+        let fresh = try #require(try await refreshed.get()["token"]?.stringValue)
+        daemon.simulator.fault = .none
         #expect(fresh != first, "the refresh was served although it could not be stored")
         #expect(try await daemon.call("token.get", ["tenant": "t0"]).get()["token"]?.stringValue == fresh)
+
+        // With the lock still held, a refresh of t1 cannot first record that its stored token is
+        // about to be revoked: get_token is not called, and the still-valid token keeps being served.
+        let calls = daemon.simulator.tokenRequestCount
+        let refused = try await daemon.call("token.invalidate", ["tenant": "t1", "token": .string(other)])
+        guard case .failure(let error) = refused else {
+            Issue.record("a refresh whose intent could not be stored was made: \(refused)")
+            return
+        }
+        #expect(error.code == -32603 && !error.message.contains("\n") && error.message.contains("database is locked"), "\(error)")
+        #expect(daemon.simulator.tokenRequestCount == calls)
+        #expect(daemon.simulator.isCurrent(token: other))
         #expect(try await daemon.call("token.get", ["tenant": "t1"]).get()["token"]?.stringValue == other)
         let removal = try await runBroker(["tenant", "remove", "t1"], environment: daemon.environment)
         #expect(removal.status == 1)
@@ -26,9 +45,17 @@ import Testing
 
         let log = try #require(daemon.process?.stderrSoFar)
         #expect(log.contains("could not persist token") && log.contains("SQLite error 5"), "\(log)")
-        #expect(!log.contains(fresh) && !log.contains(first) && !log.contains(RunningDaemon.appKey(0)))
+        #expect(!log.contains(fresh) && !log.contains(first) && !log.contains(other) && !log.contains(RunningDaemon.appKey(0)))
         let listed = try await runBroker(["tenant", "list"], environment: daemon.environment)
         #expect(listed.status == 0 && listed.stdout.contains("t1"), "the refused removal lost nothing: \(listed.stdout)")
+
+        // After a restart no token that get_token already revoked is served.
+        _ = try await daemon.stop()
+        try await daemon.start()
+        for tenant in ["t0", "t1"] {
+            let served = try #require(try await daemon.call("token.get", ["tenant": .string(tenant)]).get()["token"]?.stringValue)
+            #expect(daemon.simulator.isCurrent(token: served), "\(tenant): a restart served a revoked token")
+        }
         await daemon.shutdown()
     }
 
@@ -55,18 +82,39 @@ import Testing
         let available = try await inDaemonNamespace(["/bin/df", "--output=avail", daemon.home])
         #expect(available.stdout.hasSuffix(" 0\n"), "the disk is full: \(available.stdout)")
 
-        let fresh = try #require(try await daemon.call("token.invalidate", ["tenant": "t0", "token": .string(first)]).get()["token"]?.stringValue)
-        #expect(fresh != first)
-        #expect(try await daemon.call("token.get", ["tenant": "t0"]).get()["token"]?.stringValue == fresh)
+        // The refresh first deletes the stored token (get_token will revoke it). Whether that small
+        // write still fits in the WAL's allocated pages depends on SQLite's page reuse; either way no
+        // revoked token stays stored, and a valid token is served.
+        let calls = daemon.simulator.tokenRequestCount
+        let served: String
+        switch try await daemon.call("token.invalidate", ["tenant": "t0", "token": .string(first)]) {
+        case .success(let reply):
+            served = try #require(reply["token"]?.stringValue)
+            #expect(served != first)
+            let log = try #require(daemon.process?.stderrSoFar)
+            #expect(log.contains("could not persist token") && log.contains("SQLite error 13"), "\(log)")
+        case .failure(let error):
+            served = first
+            #expect(error.code == -32603 && error.message.contains("SQLite error 13"), "\(error)")
+            #expect(daemon.simulator.tokenRequestCount == calls, "get_token was called although its intent was not stored")
+        }
+        #expect(daemon.simulator.isCurrent(token: served))
+        #expect(try await daemon.call("token.get", ["tenant": "t0"]).get()["token"]?.stringValue == served)
         let removal = try await inDaemonNamespace([BrokerExecutable.path, "tenant", "remove", "t1"])
         #expect(removal.status == 1)
         #expect(removal.stderr.split(separator: "\n").count == 1 && removal.stderr.contains("full"), "\(removal.stderr)")
         let log = try #require(daemon.process?.stderrSoFar)
-        #expect(log.contains("could not persist token") && log.contains("SQLite error 13"), "\(log)")
-        #expect(!log.contains(fresh) && !log.contains(RunningDaemon.appKey(0)))
+        #expect(!log.contains(served) && !log.contains(RunningDaemon.appKey(0)))
 
         _ = try await inDaemonNamespace(["/bin/rm", daemon.home + "/filler"])
-        let after = try #require(try await daemon.call("token.invalidate", ["tenant": "t0", "token": .string(fresh)]).get()["token"]?.stringValue)
+        // A refused refresh backs off (at most 1 s after one failure) before it is tried again.
+        var after: String?
+        let refreshed = await eventually(timeout: 10, interval: 0.2) {
+            let current = try? await daemon.call("token.get", ["tenant": "t0"]).get()["token"]?.stringValue
+            after = try? await daemon.call("token.invalidate", ["tenant": "t0", "token": .string(current ?? served)]).get()["token"]?.stringValue
+            return after != nil && after != served
+        }
+        #expect(refreshed, "a refresh works again once the disk has room")
         let listed = try await inDaemonNamespace([BrokerExecutable.path, "tenant", "list"])
         #expect(listed.status == 0 && listed.stdout.contains("t1"), "nothing stored was lost: \(listed.stdout)")
         #expect(try await daemon.call("token.get", ["tenant": "t0"]).get()["token"]?.stringValue == after)

@@ -53,6 +53,15 @@ public struct AccessPolicy: Sendable {
         self.isOwner(uid: uid) || self.rules(uid: uid, gid: gid).contains { $0.covers(tenant: tenant) }
     }
 
+    /// The tenants this caller may see, or nil for every tenant (the owner, or a `*` rule): what
+    /// `broker.health` counts for them.
+    public func visibleTenants(uid: UInt32, gid: UInt32) -> Set<String>? {
+        if self.isOwner(uid: uid) { return nil }
+        let granted = self.rules(uid: uid, gid: gid)
+        if granted.contains(where: { $0.tenant == "*" }) { return nil }
+        return Set(granted.map(\.tenant))
+    }
+
     private func rules(uid: UInt32, gid: UInt32) -> [AccessRule] {
         self.rules.filter { rule in
             switch rule.subject {

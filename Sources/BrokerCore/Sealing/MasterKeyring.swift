@@ -25,13 +25,35 @@ public struct MasterKeyring: Sendable {
     }
 
     /// This keyring plus one new random version that becomes active.
-    public func addingFreshKey() throws(OpenSSLError) -> MasterKeyring {
-        MasterKeyring(keys: self.keys + [try MasterKey(randomWithID: self.active.id + 1)])
+    public func addingFreshKey() throws(KeyringError) -> MasterKeyring {
+        // The id comes from the key file; a sealed value names it in 4 bytes, so there may be no next.
+        guard self.active.id < UInt32.max else { throw .noVersionLeft(self.active.id) }
+        do throws(OpenSSLError) {
+            return MasterKeyring(keys: self.keys + [try MasterKey(randomWithID: self.active.id + 1)])
+        } catch {
+            throw .random(error)
+        }
     }
 
     /// Only the active version: what remains once every secret is sealed with it.
     public func activeOnly() -> MasterKeyring {
         MasterKeyring(keys: [self.active])
+    }
+}
+
+/// Why a keyring could not gain a version.
+public enum KeyringError: Error, Sendable, CustomStringConvertible {
+    /// The active version is the largest id a sealed value can name.
+    case noVersionLeft(UInt32)
+    case random(OpenSSLError)
+
+    public var description: String {
+        switch self {
+        case .noVersionLeft(let id):
+            "the master key is at version \(id), the largest a sealed secret can name: it cannot be rotated further"
+        case .random(let error):
+            "cannot create a new master key: \(error)"
+        }
     }
 }
 

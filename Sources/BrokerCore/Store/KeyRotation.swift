@@ -3,6 +3,11 @@
 /// Crash safety comes from ordering: (1) the keyring file gains the new version, (2) one transaction
 /// re-seals every secret, (3) only then are old versions removed from the file. A crash before (3)
 /// leaves every secret openable by a version still in the file; the next rotation cleans up.
+///
+/// Concurrent writers (a `tenant add` that loaded the old keyring) are kept out by the database
+/// write lock: (1) and (2) run under one lock, so the file is read with every committed secret
+/// sealed by a version in it; (2) records the new version, which writers check inside their own
+/// transaction; and (3) verifies the versions in use and rewrites the file under the lock again.
 public enum KeyRotation {
     public struct Report: Sendable {
         public let activeKeyID: UInt32
@@ -11,18 +16,21 @@ public enum KeyRotation {
     }
 
     public static func rotate(home: BrokerHome) throws -> Report {
-        let current = try home.loadKeyring()
-        let extended = try current.addingFreshKey()
-        try MasterKeyFile.write(extended, to: home.paths.masterKey)
-        let store = try home.openStore(keyring: extended)
-        let resealed = try store.resealAll(with: SecretSealer(keyring: extended))
-        let activeID = extended.active.id
-        let inUse = try store.keyIDsInUse()
-        guard inUse.isSubset(of: [activeID]) else {
-            // Unreachable after a committed re-seal; keep every version rather than risk losing a secret.
-            return Report(activeKeyID: activeID, resealedSecrets: resealed, retiredKeyIDs: [])
+        let store = try home.openStore()
+        let (keyring, resealed) = try store.resealAll {
+            let extended = try home.loadKeyring().addingFreshKey()
+            try MasterKeyFile.write(extended, to: home.paths.masterKey)
+            return extended
         }
-        try MasterKeyFile.write(extended.activeOnly(), to: home.paths.masterKey)
-        return Report(activeKeyID: activeID, resealedSecrets: resealed, retiredKeyIDs: current.keys.map(\.id))
+        let activeID = keyring.active.id
+        let retired = try store.withKeyIDsInUse { inUse -> [UInt32] in
+            // Only a writer that ignores the recorded version (an older sobot-broker) can have sealed
+            // with another one since; keep every version rather than risk losing its secret.
+            guard inUse.isSubset(of: [activeID]) else { return [] }
+            let retiring = try home.loadKeyring().keys.map(\.id).filter { $0 != activeID }
+            try MasterKeyFile.write(keyring.activeOnly(), to: home.paths.masterKey)
+            return retiring
+        }
+        return Report(activeKeyID: activeID, resealedSecrets: resealed, retiredKeyIDs: retired)
     }
 }

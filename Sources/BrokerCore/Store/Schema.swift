@@ -40,6 +40,14 @@ enum Schema {
             UNIQUE (subject_kind, subject_id, tenant)
         );
         """,
+        // v3: the master-key version `key rotate` re-sealed everything with. A writer that loaded an
+        // older keyring finds it here, inside its write transaction, and writes nothing.
+        """
+        CREATE TABLE sealing_key (
+            singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+            key_id INTEGER NOT NULL
+        );
+        """,
     ]
 
     /// Applies every migration the database has not seen yet, each in its own transaction.

@@ -4,6 +4,8 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case unknownTenant(String)
     case unknownRegion(tenant: String, region: String)
     case unreadableSecret(tenant: String, region: String, field: String, reason: SealingError)
+    /// `key rotate` re-sealed the store with a newer master-key version than this process loaded.
+    case keyRotated(loaded: UInt32, current: Int64)
 
     public var description: String {
         switch self {
@@ -15,6 +17,8 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
             "tenant \"\(tenant)\" has no region \"\(region)\""
         case .unreadableSecret(let tenant, let region, let field, let reason):
             "cannot open the sealed \(field) of \(tenant)/\(region): \(reason)"
+        case .keyRotated(let loaded, let current):
+            "the master key was rotated to version \(current) after this process loaded version \(loaded); nothing was written: run it again"
         }
     }
 }

@@ -49,6 +49,7 @@ public final class TenantStore: Sendable {
             let sealer = state.sealer
             try connection.execute("BEGIN IMMEDIATE")
             do {
+                try Self.requireCurrentKey(sealer, connection: connection)
                 let report = try Self.write(tenants, now: now, connection: connection, sealer: sealer)
                 try connection.execute(dryRun ? "ROLLBACK" : "COMMIT")
                 return report
@@ -133,10 +134,23 @@ public final class TenantStore: Sendable {
         }
     }
 
-    /// Removes a tenant (every region) or one region of it, with its tokens. A tenant left with no
-    /// region is removed too. Returns how many credentials were removed.
+    /// What a removal took away.
+    public struct RemovalReport: Sendable, Equatable {
+        public var credentials: Int
+        /// Rules naming exactly the removed tenant (never `*` rules): gone with it, so a tenant
+        /// re-created under the same id inherits no caller.
+        public var accessRules: Int
+
+        public init(credentials: Int, accessRules: Int) {
+            self.credentials = credentials
+            self.accessRules = accessRules
+        }
+    }
+
+    /// Removes a tenant (every region) or one region of it, with its tokens, in one transaction. A
+    /// tenant left with no region is removed too, and with it the access rules that name it.
     @discardableResult
-    public func remove(tenant: String, region: String?) throws -> Int {
+    public func remove(tenant: String, region: String?) throws -> RemovalReport {
         try self.state.withLock { state in
             let connection = state.connection
             return try connection.transaction {
@@ -158,7 +172,9 @@ public final class TenantStore: Sendable {
                 } else {
                     try connection.statement("DELETE FROM tenants WHERE id = ?").run([.text(tenant)])
                 }
-                return removed
+                try connection.statement("DELETE FROM access_rules WHERE tenant = ?1 AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = ?1)")
+                    .run([.text(tenant)])
+                return RemovalReport(credentials: removed, accessRules: connection.changes)
             }
         }
     }
@@ -213,18 +229,43 @@ public final class TenantStore: Sendable {
 
     /// The opened credential for `key`, or nil when there is none.
     public func credential(for key: TokenKey) throws -> Credential? {
-        try self.state.withLock { state -> Credential? in
-            var found: (appid: String, sealed: [UInt8])?
-            try state.connection.statement("SELECT appid, app_key FROM credentials WHERE tenant_id = ? AND region = ?")
-                .forEachRow([.text(key.tenant), .text(key.region)]) { found = ($0.text(0), $0.blob(1)) }
-            guard let found else { return nil }
-            let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .appKey)
-            do throws(SealingError) {
-                let appKey = try state.sealer.openString(found.sealed, for: binding)
-                return Credential(key: key, appid: found.appid, appKey: appKey)
-            } catch {
-                throw StoreError.unreadableSecret(tenant: key.tenant, region: key.region, field: "app_key", reason: error)
-            }
+        try self.state.withLock { state in try Self.credential(for: key, connection: state.connection, sealer: state.sealer) }
+    }
+
+    /// The opened credential for a `get_token` call, after withdrawing `key`'s stored token.
+    ///
+    /// `get_token` revokes the token it replaces, so the stored one must be gone, durably, before the
+    /// call is made: otherwise a new token that then cannot be saved (disk full, a held write lock)
+    /// leaves a revoked one behind for the next start to serve. Throws, and the call must not be made,
+    /// when the withdrawal cannot be written; with no token stored there is nothing to withdraw.
+    public func credentialForFetch(_ key: TokenKey) throws -> Credential? {
+        try self.state.withLock { state in
+            let connection = state.connection
+            guard let credential = try Self.credential(for: key, connection: connection, sealer: state.sealer) else { return nil }
+            var stored = false
+            try connection.statement("SELECT 1 FROM tokens WHERE tenant_id = ? AND region = ?")
+                .forEachRow([.text(key.tenant), .text(key.region)]) { _ in stored = true }
+            guard stored else { return credential }
+            // This one commit is synced to disk (WAL commits otherwise are not): a power cut must not
+            // bring the withdrawn token back once the upstream has revoked it.
+            try connection.execute("PRAGMA synchronous = FULL")
+            defer { try? connection.execute("PRAGMA synchronous = NORMAL") }
+            try connection.statement("DELETE FROM tokens WHERE tenant_id = ? AND region = ?").run([.text(key.tenant), .text(key.region)])
+            return credential
+        }
+    }
+
+    private static func credential(for key: TokenKey, connection: SQLiteConnection, sealer: SecretSealer) throws -> Credential? {
+        var found: (appid: String, sealed: [UInt8])?
+        try connection.statement("SELECT appid, app_key FROM credentials WHERE tenant_id = ? AND region = ?")
+            .forEachRow([.text(key.tenant), .text(key.region)]) { found = ($0.text(0), $0.blob(1)) }
+        guard let found else { return nil }
+        let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .appKey)
+        do throws(SealingError) {
+            let appKey = try sealer.openString(found.sealed, for: binding)
+            return Credential(key: key, appid: found.appid, appKey: appKey)
+        } catch {
+            throw StoreError.unreadableSecret(tenant: key.tenant, region: key.region, field: "app_key", reason: error)
         }
     }
 
@@ -236,17 +277,21 @@ public final class TenantStore: Sendable {
         try self.state.withLock { state in
             let binding = SecretBinding(tenant: token.key.tenant, region: token.key.region, field: .token)
             let sealed = try state.sealer.seal(token.value, for: binding)
-            try state.connection.statement(
-                """
-                INSERT INTO tokens (tenant_id, region, token, issued_at, expires_at)
-                SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM credentials WHERE tenant_id = ?1 AND region = ?2)
-                ON CONFLICT (tenant_id, region) DO UPDATE
-                SET token = excluded.token, issued_at = excluded.issued_at, expires_at = excluded.expires_at
-                """
-            ).run([
-                .text(token.key.tenant), .text(token.key.region), .blob(sealed), .integer(token.issuedAt),
-                .integer(token.expiresAt),
-            ])
+            let connection = state.connection
+            try connection.transaction {
+                try Self.requireCurrentKey(state.sealer, connection: connection)
+                try connection.statement(
+                    """
+                    INSERT INTO tokens (tenant_id, region, token, issued_at, expires_at)
+                    SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM credentials WHERE tenant_id = ?1 AND region = ?2)
+                    ON CONFLICT (tenant_id, region) DO UPDATE
+                    SET token = excluded.token, issued_at = excluded.issued_at, expires_at = excluded.expires_at
+                    """
+                ).run([
+                    .text(token.key.tenant), .text(token.key.region), .blob(sealed), .integer(token.issuedAt),
+                    .integer(token.expiresAt),
+                ])
+            }
         }
     }
 
@@ -273,18 +318,38 @@ public final class TenantStore: Sendable {
 
     // MARK: Key rotation
 
-    /// Re-seals every secret with `sealer`'s active key in one transaction and adopts `sealer`.
-    /// `sealer`'s keyring must still hold every key the stored secrets were sealed with.
-    /// On any failure nothing changes. Returns how many secrets were re-sealed.
-    public func resealAll(with sealer: SecretSealer) throws -> Int {
+    /// Re-seals every secret with the active key of the keyring `readKeyring` returns, in one write
+    /// transaction, records that key as the one writers must seal with, and adopts the keyring.
+    ///
+    /// `readKeyring` runs with the write lock held, so no writer commits between it and the re-seal:
+    /// a keyring read from the key file there holds every version a stored secret is sealed with.
+    /// On any failure nothing in the database changes. Returns the keyring and the re-sealed count.
+    public func resealAll(with readKeyring: @Sendable () throws -> MasterKeyring) throws -> (keyring: MasterKeyring, resealed: Int) {
         try self.state.withLock { state in
             let connection = state.connection
-            let count = try connection.transaction {
-                try Self.reseal(table: "credentials", column: "app_key", field: .appKey, connection: connection, sealer: sealer)
+            let (keyring, count) = try connection.transaction {
+                let keyring = try readKeyring()
+                let sealer = SecretSealer(keyring: keyring)
+                let count =
+                    try Self.reseal(table: "credentials", column: "app_key", field: .appKey, connection: connection, sealer: sealer)
                     + Self.reseal(table: "tokens", column: "token", field: .token, connection: connection, sealer: sealer)
+                try connection.statement(
+                    "INSERT INTO sealing_key (singleton, key_id) VALUES (1, ?) ON CONFLICT (singleton) DO UPDATE SET key_id = excluded.key_id"
+                ).run([.integer(Int64(keyring.active.id))])
+                return (keyring, count)
             }
-            state.sealer = sealer
-            return count
+            state.sealer = SecretSealer(keyring: keyring)
+            return (keyring, count)
+        }
+    }
+
+    /// Throws when `key rotate` has re-sealed the store with a newer key version than `sealer`'s:
+    /// the rotation may already have dropped the version `sealer` would seal with. Call it inside
+    /// the write transaction, so no rotation can commit between the check and the write.
+    private static func requireCurrentKey(_ sealer: SecretSealer, connection: SQLiteConnection) throws {
+        let loaded = sealer.keyring.active.id
+        try connection.statement("SELECT key_id FROM sealing_key WHERE key_id > ?").forEachRow([.integer(Int64(loaded))]) { row in
+            throw StoreError.keyRotated(loaded: loaded, current: row.int64(0))
         }
     }
 
@@ -316,15 +381,26 @@ public final class TenantStore: Sendable {
 
     /// The master-key versions that stored secrets are sealed with.
     public func keyIDsInUse() throws -> Set<UInt32> {
+        try self.state.withLock { state in try Self.keyIDsInUse(state.connection) }
+    }
+
+    /// Calls `body` with the master-key versions in use while holding the write lock, so no writer
+    /// can add a secret until `body` (which may drop the other versions from the key file) returns.
+    public func withKeyIDsInUse<Result: Sendable>(_ body: @Sendable (Set<UInt32>) throws -> Result) throws -> Result {
         try self.state.withLock { state in
-            var ids: Set<UInt32> = []
-            for sql in ["SELECT app_key FROM credentials", "SELECT token FROM tokens"] {
-                try state.connection.statement(sql).forEachRow { row in
-                    if let id = SecretSealer.keyID(of: row.blob(0)) { ids.insert(id) }
-                }
-            }
-            return ids
+            let connection = state.connection
+            return try connection.transaction { try body(try Self.keyIDsInUse(connection)) }
         }
+    }
+
+    private static func keyIDsInUse(_ connection: SQLiteConnection) throws -> Set<UInt32> {
+        var ids: Set<UInt32> = []
+        for sql in ["SELECT app_key FROM credentials", "SELECT token FROM tokens"] {
+            try connection.statement(sql).forEachRow { row in
+                if let id = SecretSealer.keyID(of: row.blob(0)) { ids.insert(id) }
+            }
+        }
+        return ids
     }
 }
 

@@ -6,8 +6,9 @@ public protocol TokenIssuing: Sendable {
     func issueToken(for key: TokenKey) async throws(TokenError) -> LiveToken
 }
 
-/// The production issuer: opens the credential from the store, calls Sobot's `get_token`, and
-/// persists the sealed token before returning it, so a crash costs at most one extra fetch.
+/// The production issuer: opens the credential from the store, withdraws the stored token that
+/// `get_token` is about to revoke, calls `get_token`, and persists the sealed new token before
+/// returning it, so a crash costs at most one extra fetch and never leaves a revoked token stored.
 public struct SobotTokenIssuer: TokenIssuing {
     let store: TenantStore
     let client: SobotClient
@@ -25,7 +26,9 @@ public struct SobotTokenIssuer: TokenIssuing {
         let store = self.store
         let credential: Credential
         do {
-            guard let found = try await NIOThreadPool.singleton.runIfActive({ try store.credential(for: key) }) else {
+            // When the withdrawal cannot be written this throws, and get_token is not called: the
+            // token already held stays valid upstream and keeps being served.
+            guard let found = try await NIOThreadPool.singleton.runIfActive({ try store.credentialForFetch(key) }) else {
                 throw TokenError.unknownRegion(tenant: key.tenant, region: key.region)
             }
             credential = found
@@ -57,7 +60,8 @@ public struct SobotTokenIssuer: TokenIssuing {
         do {
             try await NIOThreadPool.singleton.runIfActive { try store.save(stored) }
         } catch {
-            // Serving matters more than persisting: the token stays live, a restart refetches it.
+            // Serving matters more than persisting: the token stays live; a restart finds none stored
+            // (the old one was withdrawn above) and fetches a new one.
             self.logger.error("could not persist token", metadata: ["key": "\(key)", "error": "\(error)"])
         }
         return token

@@ -82,7 +82,8 @@ public actor TokenManager: Service {
 
     /// Brings the tracked keys in line with the store: new credentials are tracked and acquired,
     /// removed ones stop being served at once, and a replaced credential forgets its failures (and its
-    /// token, if the store dropped it because the appid changed).
+    /// token, if the store no longer holds it: the appid changed, or the token was withdrawn for a
+    /// fetch whose result could not be stored).
     public func reload() async throws {
         let store = self.store
         let now = self.clock.monotonicNow()
@@ -445,5 +446,21 @@ public actor TokenManager: Service {
     public func validTokenCount() -> Int {
         let now = self.clock.monotonicNow()
         return self.slots.values.reduce(0) { $0 + ($1.token?.isFresh(at: now) == true ? 1 : 0) }
+    }
+
+    /// How many of `tenants` are tracked, and how many valid tokens they hold: `broker.health` for
+    /// a caller who may see only those. Costs a lookup per named tenant, not a scan of every key.
+    public func counts(of tenants: Set<String>) -> (tenants: Int, validTokens: Int) {
+        let now = self.clock.monotonicNow()
+        var tracked = 0
+        var valid = 0
+        for tenant in tenants {
+            let regions = self.cache.regions(of: tenant)
+            if !regions.isEmpty { tracked += 1 }
+            for region in regions where self.slots[TokenKey(tenant: tenant, region: region)]?.token?.isFresh(at: now) == true {
+                valid += 1
+            }
+        }
+        return (tracked, valid)
     }
 }

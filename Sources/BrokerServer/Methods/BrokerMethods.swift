@@ -19,7 +19,7 @@ public struct BrokerMethods: Sendable {
 
     public var handlers: [String: RPCDispatcher.Handler] {
         [
-            "broker.health": { params, _ throws(RPCError) in try await self.health(params) },
+            "broker.health": { params, context throws(RPCError) in try await self.health(params, peer: context.peer) },
             "broker.status": { params, _ throws(RPCError) in try await self.status(params) },
             "token.get": { params, _ throws(RPCError) in try await self.tokenGet(params) },
             "token.invalidate": { params, _ throws(RPCError) in try await self.tokenInvalidate(params) },
@@ -54,14 +54,21 @@ public struct BrokerMethods: Sendable {
 
     private var uptime: Int64 { (ContinuousClock.now - self.startedAt).components.seconds }
 
-    func health(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+    /// `broker.health`: counts only the tenants (and their tokens) the caller may see.
+    func health(_ params: JSONValue?, peer: PeerCredentials) async throws(RPCError) -> JSONValue {
         _ = try Self.reader(params, allowed: [])
+        let counts: (tenants: Int, validTokens: Int)
+        if let visible = self.access.current.visibleTenants(uid: peer.uid, gid: peer.gid) {
+            counts = await self.tokens.counts(of: visible)
+        } else {
+            counts = (self.tokens.cache.tenantCount, await self.tokens.validTokenCount())
+        }
         return [
             "status": "ok",
             "version": .string(BrokerVersion.current),
             "uptime_s": .integer(self.uptime),
-            "tenants": .integer(Int64(self.tokens.cache.tenantCount)),
-            "tokens_valid": .integer(Int64(await self.tokens.validTokenCount())),
+            "tenants": .integer(Int64(counts.tenants)),
+            "tokens_valid": .integer(Int64(counts.validTokens)),
         ]
     }
 
