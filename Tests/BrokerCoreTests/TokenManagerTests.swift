@@ -83,8 +83,9 @@ import Testing
         }
         // Bounded by the 1 s deadline, not the default 15 s. The margin is for the whole suite on two
         // cores with another process busy, where the store read and the deadline's timer wait for
-        // threads (3.3 s seen in CI runs, 5.1 s with a compiler running beside the suite).
-        #expect(ContinuousClock.now - started < .seconds(10))
+        // threads (3.3 s seen in CI runs, 5.1 s with a compiler beside the suite, 10.2 s at a load
+        // average of 10); 12 s still tells it from the 15 s default.
+        #expect(ContinuousClock.now - started < .seconds(12))
         await fixture.shutdown()
     }
 
