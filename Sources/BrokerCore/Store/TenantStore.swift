@@ -195,7 +195,7 @@ public final class TenantStore: Sendable {
         }
     }
 
-    /// The stored token for one key, if unexpired at `now` and readable.
+    /// The stored token for one key, if unexpired at `now`, readable and servable (`IssuedToken.isServable`).
     public func token(for key: TokenKey, expiringAfter now: Int64) throws -> StoredToken? {
         try self.state.withLock { state -> StoredToken? in
             var found: StoredToken?
@@ -203,7 +203,9 @@ public final class TenantStore: Sendable {
                 "SELECT token, issued_at, expires_at FROM tokens WHERE tenant_id = ? AND region = ? AND expires_at > ?"
             ).forEachRow([.text(key.tenant), .text(key.region), .integer(now)]) { row in
                 let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .token)
-                if let value = try? state.sealer.openString(row.blob(0), for: binding) {
+                if let value = try? state.sealer.openString(row.blob(0), for: binding),
+                    IssuedToken.isServable(storedValue: value, issuedAt: row.int64(1), expiresAt: row.int64(2), now: now)
+                {
                     found = StoredToken(key: key, value: value, issuedAt: row.int64(1), expiresAt: row.int64(2))
                 }
             }
@@ -250,8 +252,8 @@ public final class TenantStore: Sendable {
         }
     }
 
-    /// Every stored token that expires after `now`. Rows that fail to open are reported, not fatal:
-    /// the engine fetches a new token for them.
+    /// Every stored token that expires after `now`. Rows that fail to open or are not servable
+    /// (`IssuedToken.isServable`) are reported, not fatal: the engine fetches a new token for them.
     public func loadTokens(expiringAfter now: Int64) throws -> (tokens: [StoredToken], unreadable: [TokenKey]) {
         try self.state.withLock { state in
             var tokens: [StoredToken] = []
@@ -261,7 +263,9 @@ public final class TenantStore: Sendable {
             ).forEachRow([.integer(now)]) { row in
                 let key = TokenKey(tenant: row.text(0), region: row.text(1))
                 let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .token)
-                guard let value = try? state.sealer.openString(row.blob(2), for: binding) else {
+                guard let value = try? state.sealer.openString(row.blob(2), for: binding),
+                    IssuedToken.isServable(storedValue: value, issuedAt: row.int64(3), expiresAt: row.int64(4), now: now)
+                else {
                     unreadable.append(key)
                     return
                 }
