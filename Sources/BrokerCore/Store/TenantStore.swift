@@ -333,12 +333,12 @@ public final class TenantStore: Sendable {
 }
 
 extension TenantStore {
-    /// The (tenant, region) keys of one tenant's credentials.
+    /// The (tenant, region) keys of one tenant's credentials, as stored.
     public func credentialKeys(ofTenant tenant: String) throws -> [TokenKey] {
         try self.withConnection { connection in
             var keys: [TokenKey] = []
-            try connection.statement("SELECT region FROM credentials WHERE tenant_id = ? ORDER BY region")
-                .forEachRow([.text(tenant)]) { keys.append(TokenKey(tenant: tenant, region: $0.text(0))) }
+            try connection.statement("SELECT tenant_id, region FROM credentials WHERE tenant_id = ? ORDER BY region")
+                .forEachRow([.text(tenant)]) { keys.append(TokenKey(tenant: $0.text(0), region: $0.text(1))) }
             return keys
         }
     }
