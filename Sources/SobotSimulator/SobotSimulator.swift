@@ -248,7 +248,8 @@ public final class SobotSimulator: Sendable {
         }
         let pageNo = request["page_no"]?.integerValue ?? 1
         let pageSize = request["page_size"]?.integerValue ?? 15
-        guard (1...100).contains(pageSize), pageNo >= 1 else { return .error("999994", "parameter exception") }
+        // page_no is bounded too: the page's offset, (page_no - 1) * page_size, must not overflow.
+        guard (1...100).contains(pageSize), (1...Int64(Int32.max)).contains(pageNo) else { return .error("999994", "parameter exception") }
         return .json(page(request, Int(pageNo), Int(pageSize)))
     }
 
