@@ -252,8 +252,9 @@ public final class TenantStore: Sendable {
         }
     }
 
-    /// Every stored token that expires after `now`. Rows that fail to open or are not servable
-    /// (`IssuedToken.isServable`) are reported, not fatal: the engine fetches a new token for them.
+    /// Every stored, servable (`IssuedToken.isServable`) token that expires after `now`. Rows that
+    /// fail to open are reported, not fatal; for those and for unservable ones the engine fetches a
+    /// new token.
     public func loadTokens(expiringAfter now: Int64) throws -> (tokens: [StoredToken], unreadable: [TokenKey]) {
         try self.state.withLock { state in
             var tokens: [StoredToken] = []
@@ -263,12 +264,11 @@ public final class TenantStore: Sendable {
             ).forEachRow([.integer(now)]) { row in
                 let key = TokenKey(tenant: row.text(0), region: row.text(1))
                 let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .token)
-                guard let value = try? state.sealer.openString(row.blob(2), for: binding),
-                    IssuedToken.isServable(storedValue: value, issuedAt: row.int64(3), expiresAt: row.int64(4), now: now)
-                else {
+                guard let value = try? state.sealer.openString(row.blob(2), for: binding) else {
                     unreadable.append(key)
                     return
                 }
+                guard IssuedToken.isServable(storedValue: value, issuedAt: row.int64(3), expiresAt: row.int64(4), now: now) else { return }
                 tokens.append(StoredToken(key: key, value: value, issuedAt: row.int64(3), expiresAt: row.int64(4)))
             }
             return (tokens, unreadable)
