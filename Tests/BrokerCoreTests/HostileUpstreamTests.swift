@@ -85,17 +85,26 @@ import Testing
         await fixture.shutdown()
     }
 
+    /// A row as an older broker (or a hand) may have written it; described briefly in test output.
+    struct StoredRow: Sendable, CustomTestStringConvertible {
+        var value: String
+        var issuedAgo: Int64 = 0
+        var expiresIn: Int64 = 7200
+
+        var testDescription: String { "\(self.value.utf8.count)-byte token issued \(self.issuedAgo) s ago, expiring in \(self.expiresIn) s" }
+    }
+
     /// A token an older broker persisted (or one written by hand) that breaks the rules is not served.
     @Test(arguments: [
-        (String(repeating: "A", count: 70_000), 0, 7200), ("abc\r\ndef", 0, 7200), ("abc def", 0, 7200),
-        ("good-token", 0, 99_999_999_999), ("good-token", 0, 604_801), ("good-token", -99_999_999_999, 7200),
-        ("good-token", 1_000_000, 7200),
+        StoredRow(value: String(repeating: "A", count: 70_000)), StoredRow(value: "abc\r\ndef"), StoredRow(value: "abc def"),
+        StoredRow(value: "good-token", expiresIn: 99_999_999_999), StoredRow(value: "good-token", expiresIn: 604_801),
+        StoredRow(value: "good-token", issuedAgo: -99_999_999_999), StoredRow(value: "good-token", issuedAgo: 1_000_000),
     ])
-    func aStoredTokenBreakingTheRulesIsTreatedAsMissing(_ value: String, _ issuedAgo: Int64, _ expiresIn: Int64) async throws {
+    func aStoredTokenBreakingTheRulesIsTreatedAsMissing(_ row: StoredRow) async throws {
         let fixture = try await TokenEngineFixture()
         let key = try fixture.addTenants(1)[0]
         let now = Int64(SystemClock().unixNow())
-        try fixture.store.save(StoredToken(key: key, value: value, issuedAt: now - issuedAgo, expiresAt: now + expiresIn))
+        try fixture.store.save(StoredToken(key: key, value: row.value, issuedAt: now - row.issuedAgo, expiresAt: now + row.expiresIn))
         #expect(try fixture.store.token(for: key, expiringAfter: now) == nil)
         let loaded = try fixture.store.loadTokens(expiringAfter: now)
         #expect(loaded.tokens.isEmpty && loaded.unreadable.isEmpty, "missing, not unreadable: it opens")

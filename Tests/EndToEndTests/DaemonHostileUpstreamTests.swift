@@ -36,6 +36,23 @@ import Testing
         await daemon.shutdown()
     }
 
+    /// What an older broker persisted from a hostile reply: a restart must neither serve it nor crash.
+    @Test(arguments: [(70_000, Int64(3600)), (32, Int64(99_999_999_999))])
+    func aPersistedHostileTokenIsNotServedAfterARestart(_ length: Int, _ expiresIn: Int64) async throws {
+        let value = String(repeating: "A", count: length)
+        let daemon = try await RunningDaemon(tenants: 1, start: false)
+        let now = Int64(Date().timeIntervalSince1970)
+        let store = try BrokerHome(paths: BrokerPaths(home: daemon.home)).openStore()
+        try store.save(StoredToken(key: TokenKey(tenant: "t0", region: "sg"), value: value, issuedAt: now, expiresAt: now + expiresIn))
+        try await daemon.start()
+        let token = try await daemon.call("token.get", ["tenant": "t0"]).get()
+        #expect(token["token"] != .string(value))
+        #expect(daemon.simulator.isCurrent(token: try #require(token["token"]?.stringValue)))
+        #expect(try await daemon.call("marketing.catalog.query", ["tenant": "t0"]).get()["items"] != nil)
+        #expect(daemon.process?.isRunning == true)
+        await daemon.shutdown()
+    }
+
     /// `token.get` and a business call answer -32004 (nothing servable), while the daemon keeps serving.
     static func expectUnavailableButServing(_ daemon: RunningDaemon) async throws {
         for (method, params) in [("token.get", ["tenant": "t0"] as JSONValue), ("marketing.catalog.query", ["tenant": "t0"])] {
