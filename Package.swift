@@ -83,7 +83,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "sobot-broker-fuzz",
-            dependencies: ["BrokerCore", "BrokerServer", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["BrokerCore", "BrokerServer", "Marketing", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "TestSupport",

@@ -30,6 +30,14 @@ public struct MarketingModule: EndpointModule {
         ]
     }
 
+    /// One upstream reply decoded as each endpoint's page, as a query decodes it: what the fuzzer
+    /// feeds hostile bodies to.
+    public static func decodePages(_ reply: JSONValue) -> [Result<JSONValue, ModuleError>] {
+        [MarketingEndpoint.catalogs, .subjects].map { endpoint in
+            Result { () throws(ModuleError) in MarketingReply.json(try MarketingReply.page(from: reply, endpoint: endpoint)) }
+        }
+    }
+
     private static func method(_ name: String, summary: String, params: [String], endpoint: MarketingEndpoint) -> ModuleMethod {
         ModuleMethod(name: name, summary: summary, params: params) { params, context throws(ModuleError) in
             let query = try MarketingQuery(params: params, endpoint: endpoint)

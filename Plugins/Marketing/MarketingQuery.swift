@@ -23,14 +23,14 @@ struct MarketingQuery: Sendable {
     init(params: JSONValue?, endpoint: MarketingEndpoint) throws(ModuleError) {
         let allowed: Set<String> = Set(["tenant", "tenants", "region", "status", "page_no", "page_size", "all_pages"] + endpoint.idFilters)
         let reader = try ParamReader(params, allowed: allowed)
-        switch (try reader.optionalString("tenant"), reader.members["tenants"]) {
+        switch (try reader.optionalTenantID("tenant"), reader.members["tenants"]) {
         case (.some(let tenant), .none):
             self.tenants = .one(tenant)
         case (.none, .some(.string("*"))):
             self.tenants = .all
         case (.none, .some(.array(let list))):
             let names = list.compactMap(\.stringValue)
-            guard !names.isEmpty, names.count == list.count, names.allSatisfy({ !$0.isEmpty }) else {
+            guard !names.isEmpty, names.count == list.count, names.allSatisfy(Identifier.isValidTenantID) else {
                 throw .invalidParams("tenants must be \"*\" or a non-empty array of tenant ids")
             }
             self.tenants = .several(Array(Set(names)).sorted())
@@ -41,7 +41,7 @@ struct MarketingQuery: Sendable {
         case (.none, .none):
             throw .invalidParams("tenant is required (or tenants: [\"a\",\"b\"] or \"*\")")
         }
-        self.region = try reader.optionalString("region")
+        self.region = try reader.optionalRegion("region")
         var filters: [String: JSONValue] = [:]
         for name in endpoint.idFilters {
             if let id = try reader.optionalID(name) { filters[name] = .string(id) }

@@ -15,9 +15,10 @@ enum MarketingReply {
         guard let items = (reply["items"] ?? .array([])).arrayValue else {
             throw .upstream(.unavailable("unreadable reply: items is not an array"))
         }
+        // Page numbers and counts are never negative; one beyond Int64 is not an integer here at all.
         func count(_ name: String) throws(ModuleError) -> Int64 {
-            guard let number = reply[name]?.integerValue else {
-                throw .upstream(.unavailable("unreadable reply: \(name) is missing or not a number"))
+            guard let number = reply[name]?.integerValue, number >= 0 else {
+                throw .upstream(.unavailable("unreadable reply: \(name) is missing or not a non-negative integer"))
             }
             return number
         }

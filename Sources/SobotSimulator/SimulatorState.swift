@@ -16,11 +16,12 @@ struct SimulatorState {
         self.tokenTTL = tokenTTL
     }
 
-    mutating func issueToken(appid: String, now: Double) -> String {
+    /// Issues `value` (by default a random token) as `appid`'s one valid token.
+    mutating func issueToken(appid: String, now: Double, value: String? = nil) -> String {
         if let previous = self.currentTokens[appid] {
             self.appidByToken[previous.token] = nil
         }
-        let token = Hex.encode((try? SecureRandom.bytes(16)) ?? [])
+        let token = value ?? Hex.encode((try? SecureRandom.bytes(16)) ?? [])
         self.currentTokens[appid] = (token, now + self.tokenTTL)
         self.appidByToken[token] = appid
         return token

@@ -15,6 +15,16 @@ public final class SobotSimulator: Sendable {
     private let server = Mutex<(channel: Channel?, task: Task<Void, Never>?)>((nil, nil))
     private let logger: Logger
 
+    /// Token lifetimes the command line may ask for: those the broker accepts (hostile ones are
+    /// sent with the `expires_in:` fault).
+    public static let commandLineTokenTTLs = IssuedToken.lifetimeRange
+
+    /// Why `ttl` is refused on the command line, or nil.
+    public static func tokenTTLProblem(_ ttl: Double) -> String? {
+        let range = Self.commandLineTokenTTLs
+        return range.contains(ttl) ? nil : "--token-ttl must be \(Int(range.lowerBound))-\(Int(range.upperBound)) seconds"
+    }
+
     public init(tokenTTL: Double = 7200, logger: Logger = Logger(label: "sobot-simulator")) {
         self.state = Mutex(SimulatorState(tokenTTL: tokenTTL))
         self.logger = logger
@@ -172,7 +182,7 @@ public final class SobotSimulator: Sendable {
     /// The reply a fault forces, or nil to answer normally (after any added latency).
     private func apply(_ fault: SimulatorFault) async throws -> Reply? {
         switch fault {
-        case .none:
+        case .none, .expiresIn, .tokenLength, .token:
             return nil
         case .latency(let milliseconds):
             try await Task.sleep(for: .milliseconds(milliseconds))
@@ -181,7 +191,7 @@ public final class SobotSimulator: Sendable {
             try await Task.sleep(for: .seconds(86_400))
             return nil
         case .httpStatus(let code):
-            return Reply(status: HTTPResponseStatus(statusCode: Int(code)), contentType: "text/plain", body: Array("simulated failure".utf8))
+            return Reply(status: HTTPResponseStatus(statusCode: code), contentType: "text/plain", body: Array("simulated failure".utf8))
         case .garbage:
             return Reply(contentType: "text/html", body: Array("<html>gateway says hello</html>".utf8))
         case .returnCode(let code):
@@ -197,9 +207,21 @@ public final class SobotSimulator: Sendable {
             guard let createTime = query["create_time"].flatMap(Int64.init),
                 query["sign"] == SobotSignature.sign(appid: appid, createTime: createTime, appKey: appKey)
             else { return .error("900003", "signature error") }
-            let token = state.issueToken(appid: appid, now: now)
+            var expiresIn = JSONValue.string(Self.wholeSeconds(state.tokenTTL))
+            let token: String
+            switch state.fault {
+            case .expiresIn(let value):
+                expiresIn = value
+                token = state.issueToken(appid: appid, now: now)
+            case .tokenLength(let length):
+                token = state.issueToken(appid: appid, now: now, value: String(repeating: "A", count: length))
+            case .token(let value):
+                token = state.issueToken(appid: appid, now: now, value: value)
+            default:
+                token = state.issueToken(appid: appid, now: now)
+            }
             return .json([
-                "item": ["token": .string(token), "expires_in": .string(String(Int64(state.tokenTTL)))],
+                "item": ["token": .string(token), "expires_in": expiresIn],
                 "ret_code": "000000",
                 "ret_msg": "Success",
             ])
@@ -226,13 +248,22 @@ public final class SobotSimulator: Sendable {
         }
         let pageNo = request["page_no"]?.integerValue ?? 1
         let pageSize = request["page_size"]?.integerValue ?? 15
-        guard (1...100).contains(pageSize), pageNo >= 1 else { return .error("999994", "parameter exception") }
+        // page_no is bounded too: the page's offset, (page_no - 1) * page_size, must not overflow.
+        guard (1...100).contains(pageSize), (1...Int64(Int32.max)).contains(pageNo) else { return .error("999994", "parameter exception") }
         return .json(page(request, Int(pageNo), Int(pageSize)))
+    }
+
+    /// Seconds as Sobot writes them, a whole number; a lifetime no Int64 holds is written as it is.
+    static func wholeSeconds(_ seconds: Double) -> String {
+        Int64(exactly: seconds.rounded(.down)).map(String.init) ?? "\(seconds)"
     }
 
     private func setFault(_ query: [String: String]) -> Reply {
         guard let fault = query["fault"].flatMap(SimulatorFault.init(name:)) else {
-            return .error("999994", "fault must be none, http<status>, hang, garbage, ret:<code> or latency:<ms>")
+            return .error(
+                "999994",
+                "fault must be none, http<100-599>, hang, garbage, ret:<code>, latency:<ms>, expires_in:<json>, token_length:<bytes> or token:<text>"
+            )
         }
         self.fault = fault
         return .json(["ret_code": "000000", "ret_msg": .string("fault set")])

@@ -2,16 +2,64 @@ import BrokerCore
 import BrokerServer
 import Foundation
 import Logging
+import Marketing
 
 /// The fuzz targets. `request`: one line through the fast reader and the JSON-RPC dispatcher (with a
 /// real store, token engine and modules, but no upstream reachable); `import`: a tenants file through
-/// the import parser. Both must never crash, and report a broken invariant by trapping.
+/// the import parser; `upstream`: a reply body from Sobot through the whole `get_token` and business
+/// reply decoding. None may crash; each reports a broken invariant by trapping.
 enum FuzzTargets {
+    static let names = ["request", "import", "upstream"]
+
     static func run(_ target: String, _ input: [UInt8]) {
         switch target {
         case "import": Self.importFile(input)
+        case "upstream": Self.upstreamReply(input)
         default: Self.request(input)
         }
+    }
+
+    /// The latest Unix time the issuer's arithmetic is checked at (2100-01-01).
+    static let latestUnixTime = 4_102_444_800.0
+
+    static func upstreamReply(_ body: [UInt8]) {
+        do {
+            let issued = try SobotReply.token(status: 200, body: body)
+            guard IssuedToken.isWellFormed(issued.value), IssuedToken.lifetimeRange.contains(issued.lifetime),
+                Int64(exactly: (Self.latestUnixTime + issued.lifetime).rounded(.down)) != nil
+            else { fatalError("a token outside the accepted bounds was decoded") }
+        } catch {
+            Self.check(error, body: body)
+        }
+        do {
+            let reply = try SobotReply.interpret(status: 200, body: body)
+            for page in MarketingModule.decodePages(reply) {
+                switch page {
+                case .success(let json):
+                    for name in ["page_no", "page_size", "page_count", "total_count"] {
+                        guard let count = json[name]?.integerValue, count >= 0 else { fatalError("a page with a negative \(name)") }
+                    }
+                case .failure(.upstream(let error)):
+                    Self.check(error, body: body)
+                case .failure(let error):
+                    fatalError("a page decoding failure that is not the upstream's: \(error.message)")
+                }
+            }
+        } catch {
+            Self.check(error, body: body)
+        }
+    }
+
+    /// An error is one line. One the broker words itself (not a rejection, which quotes `ret_msg`)
+    /// never repeats the token the reply offered; tokens short or spaced enough to occur in the
+    /// broker's own wording are not looked for.
+    private static func check(_ error: SobotError, body: [UInt8]) {
+        let message = error.description
+        guard !message.contains("\n") else { fatalError("an upstream error on several lines") }
+        guard case .unavailable = error, let token = (try? JSONParser.parse(body))?["item"]?["token"]?.stringValue,
+            token.utf8.count >= 16, !token.contains(" "), message.contains(token)
+        else { return }
+        fatalError("an upstream error repeats the token")
     }
 
     static func request(_ line: [UInt8]) {
@@ -72,7 +120,7 @@ enum FuzzTargets {
 }
 
 #if FUZZING
-/// libFuzzer's per-input callback; the target is chosen with SOBOT_FUZZ_TARGET (request or import).
+/// libFuzzer's per-input callback; the target is chosen with SOBOT_FUZZ_TARGET (request, import or upstream).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     FuzzTargets.run(ProcessInfo.processInfo.environment["SOBOT_FUZZ_TARGET"] ?? "request", Array(UnsafeBufferPointer(start: data, count: size)))
@@ -95,13 +143,13 @@ public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePo
 }
 #else
 /// Without libFuzzer: replays files (a corpus, crash reproducers) through a target.
-/// usage: sobot-broker-fuzz request|import FILE_OR_DIRECTORY…
+/// usage: sobot-broker-fuzz request|import|upstream FILE_OR_DIRECTORY…
 @main
 struct CorpusReplay {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
-        guard let target = arguments.first, ["request", "import"].contains(target), arguments.count > 1 else {
-            FileHandle.standardError.write(Data("usage: sobot-broker-fuzz request|import FILE_OR_DIRECTORY…\n".utf8))
+        guard let target = arguments.first, FuzzTargets.names.contains(target), arguments.count > 1 else {
+            FileHandle.standardError.write(Data("usage: sobot-broker-fuzz \(FuzzTargets.names.joined(separator: "|")) FILE_OR_DIRECTORY…\n".utf8))
             exit(64)
         }
         var files: [String] = []

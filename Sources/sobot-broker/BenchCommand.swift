@@ -35,9 +35,12 @@ struct BenchCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...1_000_000).contains(self.tenants) else { throw ValidationError("--tenants must be 1-1000000") }
         guard (1...4096).contains(self.connections) else { throw ValidationError("--connections must be 1-4096") }
-        guard self.duration > 0 else { throw ValidationError("--duration must be positive") }
+        // Bounded, not just positive: the duration becomes integer nanoseconds, which 1e300 overflows.
+        guard self.duration > 0, self.duration <= 86_400 else { throw ValidationError("--duration must be more than 0 and at most 86400 seconds") }
         guard ["token.get", "broker.health"].contains(self.method) else { throw ValidationError("--method must be token.get or broker.health") }
-        guard self.tokenTtl >= 2 else { throw ValidationError("--token-ttl must be at least 2 seconds") }
+        guard (2...IssuedToken.lifetimeRange.upperBound).contains(self.tokenTtl) else {
+            throw ValidationError("--token-ttl must be 2-\(Int(IssuedToken.lifetimeRange.upperBound)) seconds")
+        }
     }
 
     func run() async throws {

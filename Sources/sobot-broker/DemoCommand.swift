@@ -20,6 +20,10 @@ struct DemoCommand: AsyncParsableCommand {
 
     @OptionGroup var logging: LogOptions
 
+    func validate() throws {
+        if let problem = SobotSimulator.tokenTTLProblem(self.tokenTtl) { throw ValidationError(problem) }
+    }
+
     func run() async throws {
         let logger = self.logging.makeLogger(defaultLevel: .warning)
         print("sobot-broker demo: everything below runs on this machine, with no network.\n")

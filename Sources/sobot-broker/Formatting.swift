@@ -18,8 +18,9 @@ enum Table {
 
 /// Durations like `23h59m`, `4m10s`, `12s`.
 enum DurationText {
+    /// `seconds` may come from a reply: one no Int holds (or not finite) is shown, not trapped on.
     static func short(_ seconds: Double) -> String {
-        let total = Int(seconds.rounded(.down))
+        guard let total = Int(exactly: seconds.rounded(.down)) else { return seconds.isNaN ? "?" : "\(seconds)s" }
         if total < 0 { return "-" + Self.short(-seconds) }
         let hours = total / 3600
         let minutes = total % 3600 / 60

@@ -24,7 +24,7 @@ struct SimulateCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(self.port) else { throw ValidationError("--port must be 0-65535") }
-        guard self.tokenTtl >= 1 else { throw ValidationError("--token-ttl must be at least 1 second") }
+        if let problem = SobotSimulator.tokenTTLProblem(self.tokenTtl) { throw ValidationError(problem) }
     }
 
     func run() async throws {

@@ -9,7 +9,7 @@ import Testing
         let home = BrokerHome(paths: BrokerPaths(home: directory.file("home")))
         try home.initialize()
         try home.openStore().upsert(TenantStoreTests.definitions(50), now: 1)
-        try home.openStore().save(StoredToken(key: TokenKey(tenant: "tenant-1", region: "sg"), value: "tok-1", issuedAt: 1, expiresAt: 9_999_999_999))
+        try home.openStore().save(StoredToken(key: TokenKey(tenant: "tenant-1", region: "sg"), value: "tok-1", issuedAt: 1, expiresAt: 7_201))
         return home
     }
 

@@ -41,4 +41,21 @@ import Testing
         let ok = String(repeating: "[", count: 64) + String(repeating: "]", count: 64)
         #expect((try? JSONParser.parse(Array(ok.utf8))) != nil)
     }
+
+    /// Numbers beyond Int64 or Double never trap: they stay exact digits, are refused, or read as nil.
+    @Test func hostileNumbersNeverTrap() throws {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(Array("1e400".utf8)) }
+        #expect(try JSONParser.parse(Array("123456789012345678901234567890".utf8)) == .bigInteger("123456789012345678901234567890"))
+        #expect(try JSONParser.parse(Array("-9223372036854775809".utf8)) == .bigInteger("-9223372036854775809"))
+        let hostile: [JSONValue] = [
+            .double(1e308), .double(-9.3e18), .double(9.3e18), .double(.infinity), .double(.nan), .double(0.5),
+            .string("1e308"), .string("99999999999999999999"), .string("nan"), .bigInteger("99999999999999999999"),
+        ]
+        for value in hostile {
+            #expect(value.integerValue == nil, "\(value)")
+        }
+        #expect(JSONValue.string(" 42 ").integerValue == 42)
+        #expect(JSONValue.double(4e15).integerValue == 4_000_000_000_000_000)
+        #expect(String(decoding: JSONWriter.bytes(.double(.infinity)), as: UTF8.self) == "null", "never a non-JSON inf")
+    }
 }

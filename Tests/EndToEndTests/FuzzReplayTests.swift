@@ -3,13 +3,14 @@ import TestSupport
 import Testing
 
 /// Replays the fuzzing corpora (seeds and every crash found so far) through the fuzz targets,
-/// built without libFuzzer: a regression suite for the request reader, dispatcher and import parser.
+/// built without libFuzzer: a regression suite for the request reader, dispatcher, import parser and
+/// upstream reply decoding.
 @Suite struct FuzzReplayTests {
     static var corpus: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fuzz/corpus").path
     }
 
-    @Test(arguments: ["request", "import"])
+    @Test(arguments: ["request", "import", "upstream"])
     func theCorpusReplaysCleanly(_ target: String) async throws {
         let replayer = BrokerExecutable.path.replacingOccurrences(of: "/sobot-broker", with: "/sobot-broker-fuzz", options: .backwards)
         let result = try await onThread {

@@ -63,6 +63,18 @@ import Testing
         await harness.shutdown()
     }
 
+    @Test(arguments: [JSONValue.integer(Int64.max), .integer(0), .string("99999999999")])
+    func aPageNumberOutOfRangeIsAParameterException(_ pageNo: JSONValue) async throws {
+        let harness = try await Harness()
+        let token = try await harness.token().value
+        await #expect(throws: SobotError.rejected(retCode: "999994", retMsg: "parameter exception")) {
+            _ = try await harness.client.post(
+                region: "sg", path: "/marketing-open/api/5/marketing_subject/query_page", token: token, body: ["page_no": pageNo, "page_size": 100]
+            )
+        }
+        await harness.shutdown()
+    }
+
     @Test func pagesTheMarketingDataAndChecksPageSize() async throws {
         let harness = try await Harness()
         let token = try await harness.token().value

@@ -66,7 +66,8 @@ extension TenantStore {
             var rules: [AccessRule] = []
             try connection.statement("SELECT id, subject_kind, subject_id, tenant, methods FROM access_rules ORDER BY subject_kind, subject_id, tenant")
                 .forEachRow { row in
-                    let id = UInt32(truncatingIfNeeded: row.int64(2))
+                    // A stored id no uid_t holds names nobody; truncated, 2^32 would have named root.
+                    guard let id = UInt32(exactly: row.int64(2)) else { return }
                     rules.append(
                         AccessRule(
                             id: row.int64(0),

@@ -28,6 +28,46 @@ public struct ParamReader: Sendable {
         }
     }
 
+    /// A tenant id (see `Identifier.isValidTenantID`). Anything else is refused before any lookup,
+    /// and is not echoed: a caller's string may be huge or hold control characters.
+    public func tenantID(_ name: String) throws(ModuleError) -> String {
+        let text = try self.string(name)
+        try Self.checkTenantID(text, name: name)
+        return text
+    }
+
+    public func optionalTenantID(_ name: String) throws(ModuleError) -> String? {
+        guard let text = try self.optionalString(name) else { return nil }
+        try Self.checkTenantID(text, name: name)
+        return text
+    }
+
+    /// A region name (see `Identifier.isValidRegion`), refused like a bad tenant id.
+    public func optionalRegion(_ name: String) throws(ModuleError) -> String? {
+        guard let text = try self.optionalString(name) else { return nil }
+        try Self.checkRegion(text, name: name)
+        return text
+    }
+
+    /// Checks the names every method shares, `tenant`, `tenants` (an array or `"*"`) and `region`,
+    /// wherever they are strings, so that no lookup, access check or log line ever sees one that is
+    /// not a tenant id or region name. Other types are left to the method's own reader.
+    public static func checkScope(_ params: JSONValue?) throws(ModuleError) {
+        if case .string(let tenant) = params?["tenant"] { try Self.checkTenantID(tenant, name: "tenant") }
+        if case .array(let tenants) = params?["tenants"] {
+            for case .string(let tenant) in tenants { try Self.checkTenantID(tenant, name: "tenants") }
+        }
+        if case .string(let region) = params?["region"] { try Self.checkRegion(region, name: "region") }
+    }
+
+    static func checkTenantID(_ text: String, name: String) throws(ModuleError) {
+        guard Identifier.isValidTenantID(text) else { throw .invalidParams("\(name): not a tenant id (1-64 of [a-z0-9_-])") }
+    }
+
+    static func checkRegion(_ text: String, name: String) throws(ModuleError) {
+        guard Identifier.isValidRegion(text) else { throw .invalidParams("\(name): not a region name (1-32 of [a-z0-9-])") }
+    }
+
     /// An id Sobot may send as a number: a string, or an integer given as a JSON number.
     public func optionalID(_ name: String) throws(ModuleError) -> String? {
         switch self.members[name] {

@@ -29,11 +29,18 @@ public final class SQLiteStatement {
             switch value {
             case .integer(let number):
                 code = sqlite3_bind_int64(self.handle, index, number)
-            case .text(let text):
-                code = sqlite3_bind_text(self.handle, index, text, -1, SQLITE_TRANSIENT)
+            case .text(var text):
+                // Bound with its byte count, not as a C string: a NUL inside must not cut the value
+                // short (a lookup of "t1\0x" would otherwise find tenant "t1").
+                code = text.withUTF8 {
+                    sqlite3_bind_text64(
+                        self.handle, index, Self.address(of: UnsafeRawBufferPointer($0)).assumingMemoryBound(to: CChar.self),
+                        UInt64($0.count), SQLITE_TRANSIENT, UInt8(SQLITE_UTF8)
+                    )
+                }
             case .blob(let bytes):
                 code = bytes.withUnsafeBytes {
-                    sqlite3_bind_blob(self.handle, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count), SQLITE_TRANSIENT)
+                    sqlite3_bind_blob64(self.handle, index, Self.address(of: $0), UInt64($0.count), SQLITE_TRANSIENT)
                 }
             case .null:
                 code = sqlite3_bind_null(self.handle, index)
@@ -41,6 +48,13 @@ public final class SQLiteStatement {
             guard code == SQLITE_OK else { throw self.connection.error(code: code, sql: self.sql) }
         }
     }
+
+    /// A non-null address for a possibly empty buffer: SQLite binds NULL, not an empty value, for a null pointer.
+    private static func address(of buffer: UnsafeRawBufferPointer) -> UnsafeRawPointer {
+        buffer.baseAddress ?? UnsafeRawPointer(Self.empty.utf8Start)
+    }
+
+    private static let empty: StaticString = ""
 
     /// Advances to the next row; false when the statement is done.
     public func step() throws(SQLiteError) -> Bool {

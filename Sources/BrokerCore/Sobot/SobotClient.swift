@@ -5,13 +5,6 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// A freshly issued token as Sobot returned it.
-public struct IssuedToken: Sendable {
-    public let value: String
-    /// Seconds the token is valid for, as the upstream stated.
-    public let lifetime: Double
-}
-
 /// Talks to Sobot's open API over one shared, pooled `HTTPClient`.
 ///
 /// Every call has a total deadline on top of the client's connect and read timeouts. Nothing this
@@ -76,13 +69,7 @@ public final class SobotClient: Sendable {
         let sign = SobotSignature.sign(appid: appid, createTime: createTime, appKey: appKey)
         let query = "appid=\(URLQuery.escape(appid))&create_time=\(createTime)&sign=\(sign)"
         let reply = try await self.send(region: region, path: "/api/get_token?\(query)", method: .GET, token: nil, body: nil)
-        guard let item = reply["item"], let token = item["token"]?.stringValue, !token.isEmpty else {
-            throw .unavailable("unreadable reply: no item.token")
-        }
-        guard let lifetime = item["expires_in"]?.doubleValue, lifetime > 0, lifetime.isFinite else {
-            throw .unavailable("unreadable reply: expires_in is missing or not a positive number")
-        }
-        return IssuedToken(value: token, lifetime: lifetime)
+        return try IssuedToken(reply: reply)
     }
 
     /// `POST` a JSON body to a business endpoint with the `token` header. Returns the whole reply
@@ -104,7 +91,11 @@ public final class SobotClient: Sendable {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         request.headers.add(name: "accept", value: "application/json")
-        if let token { request.headers.add(name: "token", value: token) }
+        if let token {
+            // AsyncHTTPClient traps on a header it cannot send; decoding already refuses such tokens.
+            guard token.isEmpty || IssuedToken.isWellFormed(token) else { throw .unavailable("the token is not a valid header value") }
+            request.headers.add(name: "token", value: token)
+        }
         if let body {
             request.headers.add(name: "content-type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: JSONWriter.bytes(body)))
@@ -134,38 +125,13 @@ public final class SobotClient: Sendable {
             ]
         )
         do throws(SobotError) {
-            let reply = try Self.interpret(status: outcome.status, body: outcome.body)
+            let reply = try SobotReply.interpret(status: outcome.status, body: Array(buffer: outcome.body))
             BrokerMetrics.recordUpstreamCall(region: region, endpoint: endpoint, outcome: "ok", duration: ContinuousClock.now - started)
             return reply
         } catch {
             let kind = if case .rejected = error { "rejected" } else { "unavailable" }
             BrokerMetrics.recordUpstreamCall(region: region, endpoint: endpoint, outcome: kind, duration: ContinuousClock.now - started)
             throw error
-        }
-    }
-
-    /// A reply's meaning: the reply object when `ret_code` is `000000`, otherwise the error.
-    private static func interpret(status: UInt, body: ByteBuffer) throws(SobotError) -> JSONValue {
-        if status >= 500 { throw .unavailable("HTTP \(status)") }
-        guard let reply = try? JSONParser.parse(Array(buffer: body)), case .object = reply else {
-            throw .unavailable("unreadable reply (HTTP \(status), not a JSON object)")
-        }
-        guard let code = Self.returnCode(reply) else {
-            throw .unavailable("unreadable reply (HTTP \(status), no ret_code)")
-        }
-        guard code == SobotReturnCode.success else {
-            throw .rejected(retCode: code, retMsg: reply["ret_msg"]?.stringValue ?? "")
-        }
-        return reply
-    }
-
-    static func returnCode(_ reply: JSONValue) -> String? {
-        switch reply["ret_code"] {
-        case .string(let code): return code
-        case .integer(let number):
-            let digits = String(number)
-            return String(repeating: "0", count: max(0, 6 - digits.count)) + digits
-        default: return nil
         }
     }
 

@@ -211,7 +211,7 @@ public final class TenantStore: Sendable {
         }
     }
 
-    /// The stored token for one key, if unexpired at `now` and readable.
+    /// The stored token for one key, if unexpired at `now`, readable and servable (`IssuedToken.isServable`).
     public func token(for key: TokenKey, expiringAfter now: Int64) throws -> StoredToken? {
         try self.state.withLock { state -> StoredToken? in
             var found: StoredToken?
@@ -219,7 +219,9 @@ public final class TenantStore: Sendable {
                 "SELECT token, issued_at, expires_at FROM tokens WHERE tenant_id = ? AND region = ? AND expires_at > ?"
             ).forEachRow([.text(key.tenant), .text(key.region), .integer(now)]) { row in
                 let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .token)
-                if let value = try? state.sealer.openString(row.blob(0), for: binding) {
+                if let value = try? state.sealer.openString(row.blob(0), for: binding),
+                    IssuedToken.isServable(storedValue: value, issuedAt: row.int64(1), expiresAt: row.int64(2), now: now)
+                {
                     found = StoredToken(key: key, value: value, issuedAt: row.int64(1), expiresAt: row.int64(2))
                 }
             }
@@ -295,8 +297,9 @@ public final class TenantStore: Sendable {
         }
     }
 
-    /// Every stored token that expires after `now`. Rows that fail to open are reported, not fatal:
-    /// the engine fetches a new token for them.
+    /// Every stored, servable (`IssuedToken.isServable`) token that expires after `now`. Rows that
+    /// fail to open are reported, not fatal; for those and for unservable ones the engine fetches a
+    /// new token.
     public func loadTokens(expiringAfter now: Int64) throws -> (tokens: [StoredToken], unreadable: [TokenKey]) {
         try self.state.withLock { state in
             var tokens: [StoredToken] = []
@@ -310,6 +313,7 @@ public final class TenantStore: Sendable {
                     unreadable.append(key)
                     return
                 }
+                guard IssuedToken.isServable(storedValue: value, issuedAt: row.int64(3), expiresAt: row.int64(4), now: now) else { return }
                 tokens.append(StoredToken(key: key, value: value, issuedAt: row.int64(3), expiresAt: row.int64(4)))
             }
             return (tokens, unreadable)
@@ -405,12 +409,12 @@ public final class TenantStore: Sendable {
 }
 
 extension TenantStore {
-    /// The (tenant, region) keys of one tenant's credentials.
+    /// The (tenant, region) keys of one tenant's credentials, as stored.
     public func credentialKeys(ofTenant tenant: String) throws -> [TokenKey] {
         try self.withConnection { connection in
             var keys: [TokenKey] = []
-            try connection.statement("SELECT region FROM credentials WHERE tenant_id = ? ORDER BY region")
-                .forEachRow([.text(tenant)]) { keys.append(TokenKey(tenant: tenant, region: $0.text(0))) }
+            try connection.statement("SELECT tenant_id, region FROM credentials WHERE tenant_id = ? ORDER BY region")
+                .forEachRow([.text(tenant)]) { keys.append(TokenKey(tenant: $0.text(0), region: $0.text(1))) }
             return keys
         }
     }

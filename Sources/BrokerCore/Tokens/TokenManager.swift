@@ -169,26 +169,27 @@ public actor TokenManager: Service {
     // MARK: Serving
 
     /// Resolves a request's tenant and optional region to a tracked key. A tenant or region not yet
-    /// tracked is looked up in the store, so credentials added while running are found.
+    /// tracked is looked up in the store, so credentials added while running are found. Only keys
+    /// the store returns are ever tracked: a name that is not a tenant id never becomes one.
     public func resolve(tenant: String, region: String?) async throws(TokenError) -> TokenKey {
         if let key = TokenKey.pick(tenant: tenant, region: region, from: self.cache.regions(of: tenant)) {
             return key
         }
+        guard Identifier.isValidTenantID(tenant) else { throw .unknownTenant(tenant) }
         let store = self.store
-        let storedRegions: [String]
+        let storedKeys: [TokenKey]
         do {
-            storedRegions = try await NIOThreadPool.singleton.runIfActive {
-                try store.credentialKeys(ofTenant: tenant).map(\.region)
-            }
+            storedKeys = try await NIOThreadPool.singleton.runIfActive { try store.credentialKeys(ofTenant: tenant) }
         } catch {
             throw .storage(String(describing: error))
         }
-        for region in storedRegions where self.slots[TokenKey(tenant: tenant, region: region)] == nil {
-            let key = TokenKey(tenant: tenant, region: region)
+        let held = storedKeys.filter { $0.tenant == tenant }
+        for key in held where self.slots[key] == nil {
             // Revision 0 marks "found on demand": the next reload records the real one.
             self.slots[key] = Slot(revision: 0)
             self.cache.track(key)
         }
+        let storedRegions = held.map(\.region)
         if let key = TokenKey.pick(tenant: tenant, region: region, from: storedRegions) { return key }
         if storedRegions.isEmpty { throw .unknownTenant(tenant) }
         if let region { throw .unknownRegion(tenant: tenant, region: region) }

@@ -128,7 +128,9 @@ public final class RPCDispatcher: Sendable {
         }
         let outcome: Result<JSONValue, RPCError>
         let scope = AccessPolicy.Scope(params: request.params)
-        if self.access.allows(context.peer, method: request.method, scope: scope) {
+        if let invalid = Self.invalidScope(request.params) {
+            outcome = .failure(invalid)
+        } else if self.access.allows(context.peer, method: request.method, scope: scope) {
             do throws(RPCError) {
                 outcome = .success(try await self.call(request, context: context))
             } catch {
@@ -148,6 +150,17 @@ public final class RPCDispatcher: Sendable {
         switch outcome {
         case .success(let result): return RPCResponse.success(id: id, result: result)
         case .failure(let error): return RPCResponse.failure(id: id, error: error)
+        }
+    }
+
+    /// Why the request's `tenant`, `tenants` or `region` is not a tenant id or region name: checked
+    /// before the access rules, any lookup or the method, so such a string never becomes a key.
+    private static func invalidScope(_ params: JSONValue?) -> RPCError? {
+        do throws(ModuleError) {
+            try ParamReader.checkScope(params)
+            return nil
+        } catch {
+            return RPCError(error)
         }
     }
 

@@ -46,7 +46,7 @@ public struct BrokerMethods: Sendable {
 
     private static func tenantAndRegion(_ reader: ParamReader) throws(RPCError) -> (tenant: String, region: String?) {
         do throws(ModuleError) {
-            return (try reader.string("tenant"), try reader.optionalString("region"))
+            return (try reader.tenantID("tenant"), try reader.optionalRegion("region"))
         } catch {
             throw RPCError(error)
         }
