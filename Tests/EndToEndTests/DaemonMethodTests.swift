@@ -137,11 +137,14 @@ import Testing
         #expect(times.count >= 3, "get_token calls: \(times.count)")
         // Arrival times at the simulator include scheduling delays of a busy machine: one fetch that
         // arrives 0.66 s late shortens the next gap by as much (seen in a fresh-clone CI run with the
-        // whole suite on two cores). So the band is checked loosely, wide enough for a second's delay;
-        // TokenManagerTests checks it exactly with a manual clock.
+        // whole suite on two cores), and each fetch first withdraws the stored token with a synced
+        // commit, whose time varies with the disk's load. So the band is checked loosely, wide enough
+        // for more than a second's delay, and the count bounds refreshing too early or too often;
+        // TokenManagerTests checks the band exactly with a manual clock.
+        #expect(times.count <= 6, "get_token calls: \(times.count) in 9 s of 4 s tokens")
         for (previous, next) in zip(times, times.dropFirst()) {
             let fraction = (next - previous) / 4
-            #expect(fraction >= 0.25 && fraction <= 0.9, "refreshed after \(fraction) of the lifetime")
+            #expect(fraction >= 0.1 && fraction <= 0.95, "refreshed after \(fraction) of the lifetime")
         }
         // Callers never see a token about to expire.
         for _ in 0..<20 {
