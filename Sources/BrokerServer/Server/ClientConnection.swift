@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import BrokerCore
 
 /// One client of a socket loop: its descriptor and peer, its protocol state (`ConnectionStateMachine`),
@@ -29,8 +32,40 @@ struct ClientConnection {
         self.auditedAt = now
     }
 
+    /// Reports one epoll event to the state machine, reading once if it wants input; returns how
+    /// many `token.get`s the fast path answered.
+    mutating func handle(_ event: Epoll.Event, buffer: UnsafeMutableRawBufferPointer, now: Double, services: ConnectionServices) -> Int {
+        var served = 0
+        if event.isReadable || event.isHangUp, self.machine.isReading {
+            let count = read(self.descriptor, buffer.baseAddress, buffer.count)
+            if count > 0 {
+                served = self.received(UnsafeRawBufferPointer(rebasing: buffer[..<count]), now: now, services: services)
+            } else if count == 0 || (errno != EAGAIN && errno != EINTR) {
+                self.machine.inputEnded()
+            }
+        }
+        if event.isWritable { self.machine.writable() }
+        if event.isHangUp { self.machine.peerGone() }
+        return served
+    }
+
+    /// Sends what the state machine has pending, as far as the socket takes it, and reports how it went.
+    mutating func sendPending(now: Double) {
+        let descriptor = self.descriptor
+        let sent = self.machine.withUnsentOutput { bytes in
+            send(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+        }
+        if sent >= 0 {
+            self.machine.sent(sent, now: now)
+        } else if errno == EAGAIN {
+            self.machine.sendWouldBlock()
+        } else if errno != EINTR {
+            self.machine.sendFailed()
+        }
+    }
+
     /// Feeds what one read returned to the state machine; returns how many `token.get`s the fast path answered.
-    mutating func received(_ bytes: UnsafeRawBufferPointer, now: Double, services: ConnectionServices) -> Int {
+    private mutating func received(_ bytes: UnsafeRawBufferPointer, now: Double, services: ConnectionServices) -> Int {
         let served = self.answeringFast(now: now, services: services) { machine, answerFast in
             machine.received(bytes, now: now, answerFast: answerFast)
         }

@@ -56,6 +56,8 @@ struct ConnectionStateMachine {
         case stalled
         case partialLineTimedOut
         case idle
+        /// The loop stopped (end of a drain) with the connection still open; not the machine's decision.
+        case drained
     }
 
     enum Action: Equatable {

@@ -51,8 +51,10 @@ final class SocketLoop: @unchecked Sendable {
     /// Connections by slot; a connection's tag is its slot plus a generation in the high 32 bits,
     /// so a reply for a closed connection never reaches the next one in its slot.
     private var slots: [ClientConnection?] = []
-    /// Each slot's tag (0 when free), apart from `slots` so checking one does not copy a connection.
+    /// Each slot's tag (0 when free) and descriptor, apart from `slots` so reading one does not copy
+    /// a connection.
     private var tags: [UInt64] = []
+    private var descriptors: [Int32] = []
     private var freeSlots: [Int] = []
     private var generation: UInt64 = 0
     private var listener: Int32?
@@ -179,45 +181,21 @@ final class SocketLoop: @unchecked Sendable {
             return 0
         default:
             guard let slot = self.slot(of: event.tag) else { return 0 }
-            var served = 0
-            if event.isReadable || event.isHangUp, self.slots[slot]!.machine.isReading {
-                served = self.read(slot, now: now)
-            }
-            if event.isWritable { self.slots[slot]!.machine.writable() }
-            if event.isHangUp { self.slots[slot]!.machine.peerGone() }
+            let served = self.slots[slot]!.handle(event, buffer: self.readBuffer, now: now, services: self.services)
             self.service(slot, now: now)
             return served
         }
     }
 
-    private func read(_ slot: Int, now: Double) -> Int {
-        let count = Glibc.read(self.slots[slot]!.descriptor, self.readBuffer.baseAddress, self.readBuffer.count)
-        if count > 0 {
-            return self.slots[slot]!.received(UnsafeRawBufferPointer(rebasing: self.readBuffer[..<count]), now: now, services: self.services)
-        }
-        if count == 0 || (errno != EAGAIN && errno != EINTR) { self.slots[slot]!.machine.inputEnded() }
-        return 0
-    }
-
-    /// Carries out the connection's actions until it has none left.
+    /// Carries out the connection's actions until it has none left. Every access to the connection
+    /// is a mutating one, in place: reading through `slots[slot]!` would copy the whole connection.
     private func service(_ slot: Int, now: Double) {
         while true {
-            let action = self.slots[slot]!.machine.nextAction(now: now)
-            let descriptor = self.slots[slot]!.descriptor
-            switch action {
+            switch self.slots[slot]!.machine.nextAction(now: now) {
             case .none:
                 return
             case .send:
-                let sent = self.slots[slot]!.machine.withUnsentOutput { bytes in
-                    Glibc.send(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
-                }
-                if sent >= 0 {
-                    self.slots[slot]!.machine.sent(sent, now: now)
-                } else if errno == EAGAIN {
-                    self.slots[slot]!.machine.sendWouldBlock()
-                } else if errno != EINTR {
-                    self.slots[slot]!.machine.sendFailed()
-                }
+                self.slots[slot]!.sendPending(now: now)
             case .dispatch(let line):
                 self.slots[slot]!.dispatch(line, services: self.services, loop: self)
             case .watch(let interest):
@@ -225,16 +203,15 @@ final class SocketLoop: @unchecked Sendable {
                 if interest.contains(.readable) { events |= Epoll.readable }
                 if interest.contains(.writable) { events |= Epoll.writable }
                 do {
-                    try self.epoll.modify(descriptor, interest: events, tag: self.tags[slot])
+                    try self.epoll.modify(self.descriptors[slot], interest: events, tag: self.tags[slot])
                 } catch {
                     self.services.logger.warning("could not watch a connection; closing it", metadata: ["error": "\(error)"])
                     self.slots[slot]!.machine.failed()
                 }
             case .shutDownInput:
-                shutdown(descriptor, Int32(SHUT_RD))
+                shutdown(self.descriptors[slot], Int32(SHUT_RD))
             case .close(let reason):
-                self.logClose(reason, peer: self.slots[slot]!.peer)
-                self.closeConnection(in: slot, now: now)
+                self.closeConnection(in: slot, reason: reason, now: now)
                 return
             }
         }
@@ -248,6 +225,7 @@ final class SocketLoop: @unchecked Sendable {
         case .stalled: logger.info("closed a connection that left its replies unread", metadata: ["peer": "\(peer)"])
         case .partialLineTimedOut: logger.info("closed a connection that left a request unfinished", metadata: ["peer": "\(peer)"])
         case .idle: logger.debug("closed an idle connection", metadata: ["peer": "\(peer)"])
+        case .drained: logger.debug("closed a connection at the end of the drain", metadata: ["peer": "\(peer)"])
         }
     }
 
@@ -333,6 +311,7 @@ final class SocketLoop: @unchecked Sendable {
         let slot = self.freeSlots.popLast() ?? {
             self.slots.append(nil)
             self.tags.append(0)
+            self.descriptors.append(-1)
             return self.slots.count - 1
         }()
         self.generation &+= 1
@@ -348,6 +327,7 @@ final class SocketLoop: @unchecked Sendable {
         }
         self.slots[slot] = ClientConnection(descriptor: descriptor, tag: tag, peer: peer, services: self.services, now: now)
         self.tags[slot] = tag
+        self.descriptors[slot] = descriptor
         self.services.logger.debug("connection opened", metadata: ["peer": "\(peer)"])
         if case .draining = self.state {
             self.slots[slot]!.machine.drain()
@@ -355,14 +335,16 @@ final class SocketLoop: @unchecked Sendable {
         }
     }
 
-    private func closeConnection(in slot: Int, now: Double) {
+    private func closeConnection(in slot: Int, reason: ConnectionStateMachine.CloseReason, now: Double) {
         guard var connection = self.slots[slot] else { return }
         self.slots[slot] = nil
         self.tags[slot] = 0
+        self.descriptors[slot] = -1
         self.freeSlots.append(slot)
         connection.closed(audit: self.services.audit, now: now)
         close(connection.descriptor)
         self.services.connectionClosed(connection.peer)
+        self.logClose(reason, peer: connection.peer)
     }
 
     /// Stops accepting and has every connection shut down its input: each finishes what it already
@@ -392,7 +374,7 @@ final class SocketLoop: @unchecked Sendable {
 
     private func closeAll(now: Double) {
         for slot in self.slots.indices where self.slots[slot] != nil {
-            self.closeConnection(in: slot, now: now)
+            self.closeConnection(in: slot, reason: .drained, now: now)
         }
     }
 
