@@ -19,8 +19,9 @@ public final class BrokerDaemon: Sendable {
         public var socketThreads = 1
         public var socketGroup: UInt32?
         public var maximumConnections = 4096
-        /// `host:port` for Prometheus text over HTTP, off by default.
-        public var metricsListen: (host: String, port: Int)?
+        /// Where to serve Prometheus text over HTTP, off by default.
+        public var metricsListen: MetricsListenAddress?
+        public var metricsLimits = MetricsHTTPServer.Limits()
 
         public init(paths: BrokerPaths, regions: RegionDirectory) {
             self.paths = paths
@@ -90,7 +91,7 @@ public final class BrokerDaemon: Sendable {
         // log writes what the last requests recorded, then the refresher stops.
         var services: [any Service] = [tokens, audit, watcher]
         if let listen = configuration.metricsListen {
-            services.append(MetricsHTTPServer(host: listen.host, port: listen.port, exporter: exporter, logger: logger))
+            services.append(MetricsHTTPServer(address: listen, limits: configuration.metricsLimits, exporter: exporter, logger: logger))
         }
         services.append(server)
         self.group = ServiceGroup(
