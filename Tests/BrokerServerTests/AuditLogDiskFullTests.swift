@@ -1,6 +1,7 @@
 import BrokerCore
 import Foundation
 import Logging
+import Synchronization
 import TestSupport
 import Testing
 
@@ -79,11 +80,14 @@ import Testing
         #expect(lines.last?["tenant"]?.stringValue == "tenant-\(batch - 1)")
     }
 
-    /// While the disk stays full, the lines kept for later are bounded; the rest are dropped.
+    /// While the disk stays full, the lines kept for later are bounded and the rest dropped; the
+    /// failure is logged once, and the drops when writing resumes.
     @Test func linesKeptWhileTheDiskIsFullAreBounded() async throws {
         guard let disk = SmallDisk.mounted() else { return }
         let path = disk.file("audit.log")
-        let audit = AuditLog(path: path, maximumPending: 4096, slotKeys: { _ in nil }, logger: Logger(label: "test"))
+        let messages = RecordedMessages()
+        let logger = Logger(label: "test") { _ in messages }
+        let audit = AuditLog(path: path, maximumPending: 4096, slotKeys: { _ in nil }, logger: logger)
         let peer = Self.peer
         try disk.fill(leaving: 0)
         for round in 0..<5 {
@@ -99,5 +103,33 @@ import Testing
         let lines = try text.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
         #expect(lines.count > 10 && lines.count < 500, "\(lines.count)")
         #expect(lines.first?["tenant"] == "tenant-0-0", "the oldest kept lines come first")
+        let logged = messages.all
+        #expect(logged.filter { $0.hasPrefix("cannot write the audit log") }.count == 1, "\(logged)")
+        #expect(logged.filter { $0.hasPrefix("the audit log is written again") }.count == 1, "\(logged)")
+        // Lines dropped before the write failed are reported at once; those dropped while it failed,
+        // when writing resumes: every one of them, once.
+        let reported = logged.compactMap { message in
+            message.split(separator: " ").first { $0.hasPrefix("count=") || $0.hasPrefix("dropped=") }.flatMap { Int($0.split(separator: "=")[1]) }
+        }
+        #expect(reported.reduce(0, +) == 500 - lines.count, "\(lines.count) lines: \(logged)")
+    }
+
+    /// Every message logged, with its metadata, as `message key=value…`.
+    final class RecordedMessages: LogHandler, @unchecked Sendable {
+        private let messages = Mutex<[String]>([])
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        var all: [String] { self.messages.withLock { $0 } }
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { self.metadata[key] }
+            set { self.metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let metadata = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            self.messages.withLock { $0.append(([event.message.description] + metadata).joined(separator: " ")) }
+        }
     }
 }

@@ -230,12 +230,17 @@ public final class AuditLog: Service, Sendable {
         mutating func finish() async {
             await self.write()
             guard self.blocked else { return }
-            let (kept, dropped) = (self.unwritten, self.dropped)
+            let (kept, dropped, limit) = (self.unwritten, self.dropped, self.log.maximumPending)
             self.log.pending.withLock { pending in
                 pending.dropped += dropped
-                var bytes = kept
-                for line in pending.bytes.split(separator: 0x0a, omittingEmptySubsequences: true) {
-                    guard bytes.count + line.count + 1 <= self.log.maximumPending else {
+                guard kept.count + pending.bytes.count > limit else {
+                    pending.bytes = kept + pending.bytes
+                    return
+                }
+                // Over the limit: the oldest whole lines are kept, the newest dropped and counted.
+                var bytes: [UInt8] = []
+                for line in (kept + pending.bytes).split(separator: 0x0a, omittingEmptySubsequences: true) {
+                    guard bytes.count + line.count + 1 <= limit else {
                         pending.dropped += 1
                         continue
                     }
