@@ -26,8 +26,6 @@ struct FailureTally {
         self.maximumEntries = maximumEntries
     }
 
-    var isEmpty: Bool { self.entries.isEmpty && self.dropped == 0 }
-
     mutating func add(_ key: AuditEntry, count: Int, now: Double) {
         guard let target = self.target(for: key) else {
             self.dropped += count
