@@ -59,8 +59,15 @@ public final class AccessControl: Sendable {
         self.policy.withLock { $0.allows(uid: peer.uid, gid: peer.gid, method: method, scope: scope) }
     }
 
-    /// The hot path's question, answered without a lock for the common case of the owner.
+    /// The hot path's question, answered without a lock for the common case of the owner, and for
+    /// anyone else by one scan of the rules under the lock that allocates nothing. A connection that
+    /// keeps its `grants(for:)` answers it without the lock or the scan.
     func allowsTokenGet(_ peer: PeerCredentials, tenant: String, isOwner: Bool) -> Bool {
-        isOwner || self.allows(peer, method: "token.get", scope: .tenants([tenant]))
+        isOwner
+            || self.policy.withLock { policy in
+                policy.rules.contains { rule in
+                    rule.applies(uid: peer.uid, gid: peer.gid) && rule.covers(tenant: tenant) && rule.allows(method: ConnectionGrants.method)
+                }
+            }
     }
 }
