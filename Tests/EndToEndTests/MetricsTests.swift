@@ -49,7 +49,8 @@ import Testing
         }
         try await Task.sleep(for: .milliseconds(500))
         let held = try Self.openDescriptors(pid) - before
-        #expect(held <= 64 + 8, "the daemon holds \(held) more descriptors for 300 idle connections")
+        // The 64 served, plus refused ones not yet closed and slack for the daemon's own files.
+        #expect(held <= 64 + 32, "the daemon holds \(held) more descriptors for 300 idle connections")
         #expect(try await daemon.call("broker.health").get()["status"] != nil, "the socket still answers")
 
         let cut = await eventually(timeout: 30, interval: 0.2) { clients.allSatisfy(Self.isClosedByPeer) }
