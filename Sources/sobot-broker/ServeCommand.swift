@@ -24,8 +24,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Make the socket 0660 and owned by this group, so its members can connect (access rules still apply).")
     var socketGroup: String?
 
-    @Option(help: "Serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9464).")
+    @Option(help: "Serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9464). HOST must be loopback unless --metrics-listen-any.")
     var metricsListen: String?
+
+    @Flag(help: "Allow --metrics-listen on an address other hosts can reach (metrics are unauthenticated).")
+    var metricsListenAny = false
+
+    @Option(help: "Metrics connections open at once; further ones are closed at once.")
+    var metricsMaxConnections: Int = 64
+
+    @Option(help: "Seconds a metrics connection may take to send a request (or stay idle) before it is closed.")
+    var metricsTimeout: Double = 10
 
     @Option(help: "Connections beyond this get an error and are closed; the last 1/64 (at most 64) are kept for the broker's own user and root.")
     var maxConnections: Int = 4096
@@ -48,9 +57,15 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard self.backgroundRate > 0 else { throw ValidationError("--background-rate must be positive") }
         guard self.backgroundConcurrency > 0 else { throw ValidationError("--background-concurrency must be positive") }
-        if let listen = self.metricsListen, Self.hostAndPort(listen) == nil {
-            throw ValidationError("--metrics-listen must be HOST:PORT, e.g. 127.0.0.1:9464")
+        if let listen = self.metricsListen {
+            do {
+                _ = try MetricsListenAddress(parsing: listen, allowingAny: self.metricsListenAny)
+            } catch {
+                throw ValidationError(error.description)
+            }
         }
+        guard (1...10_000).contains(self.metricsMaxConnections) else { throw ValidationError("--metrics-max-connections must be 1-10000") }
+        guard self.metricsTimeout > 0, self.metricsTimeout <= 3600 else { throw ValidationError("--metrics-timeout must be more than 0 and at most 3600 seconds") }
         guard (1...1_000_000).contains(self.maxConnections) else { throw ValidationError("--max-connections must be 1-1000000") }
         guard (1...1_000_000).contains(self.maxConnectionsPerUid) else { throw ValidationError("--max-connections-per-uid must be 1-1000000") }
         guard self.idleTimeout >= 0, self.idleTimeout <= 86_400 * 365 else { throw ValidationError("--idle-timeout must be 0 (never) or at most a year of seconds") }
@@ -71,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         // Everything the daemon creates (database, WAL, lock) is private to its user.
         umask(0o077)
-        Self.raiseFileLimit(toServe: self.maxConnections)
+        Self.raiseFileLimit(toServe: self.maxConnections + (self.metricsListen == nil ? 0 : self.metricsMaxConnections))
         let logger = self.logging.makeLogger()
         var configuration = BrokerDaemon.Configuration(paths: self.options.paths, regions: try Environment.regions())
         configuration.modules = BuiltinModules.all
@@ -82,7 +97,9 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maximumConnectionsPerUID = self.maxConnectionsPerUid
         configuration.idleTimeout = self.idleTimeout == 0 ? .infinity : self.idleTimeout
         configuration.maximumHeldRequestBytes = self.maxRequestMemory << 20
-        configuration.metricsListen = self.metricsListen.flatMap(Self.hostAndPort)
+        configuration.metricsListen = try self.metricsListen.map { try MetricsListenAddress(parsing: $0, allowingAny: self.metricsListenAny) }
+        configuration.metricsLimits.maximumConnections = self.metricsMaxConnections
+        configuration.metricsLimits.timeout = self.metricsTimeout
         if let name = self.socketGroup {
             guard let group = getgrnam(name) else { throw CLIError("no such group: \(name)") }
             configuration.socketGroup = group.pointee.gr_gid
@@ -91,13 +108,6 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.policy.backgroundConcurrencyPerRegion = self.backgroundConcurrency
         let daemon = try await BrokerDaemon(configuration: configuration, logger: logger)
         try await daemon.run()
-    }
-
-    private static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port),
-            colon > text.startIndex
-        else { return nil }
-        return (String(text[..<colon]), port)
     }
 
     /// Raises the soft descriptor limit toward the hard one so the connection limit, not EMFILE, is

@@ -58,7 +58,7 @@ import Testing
             audit.recordServed(peer: caller, counts: [acmeSlot: 10, globexSlot: 1])
         }
         audit.recordServed(peer: other, counts: [acmeSlot: 5])
-        await audit.flush(includingServed: false)
+        await audit.flush(includingCounts: false)
         #expect(!FileManager.default.fileExists(atPath: path), "counts wait for their interval")
         await audit.flush()
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
@@ -102,7 +102,7 @@ import Testing
         }
         await audit.flush()
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        #expect(text.utf8.count > AuditLog.maximumPending)
+        #expect(text.utf8.count > audit.maximumPending)
         let lines = text.split(separator: "\n")
         #expect(lines.count == 100_000)
         #expect(Set(lines.map { try! JSONParser.parse(Array($0.utf8))["tenant"]?.stringValue ?? "" }).count == 100_000)

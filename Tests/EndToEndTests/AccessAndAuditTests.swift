@@ -14,24 +14,24 @@ import Testing
         getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")
     }
 
-    /// A daemon whose socket sits outside its 0700 home, in a directory anyone may enter, for the
-    /// group `nogroup`: so `nobody` can connect, and access rules decide the rest.
-    static func daemonReachableByNobody(tenants: Int) async throws -> (RunningDaemon, socket: String, TemporaryDirectory) {
+    /// A daemon whose socket (0660, group `nogroup`, in `shared`) `nobody` can reach; nil, saying
+    /// why `test` is skipped, without root and setpriv.
+    static func daemonForNobody(tenants: Int, test: String = #function) async throws -> (daemon: RunningDaemon, shared: TemporaryDirectory)? {
+        guard Self.canSwitchUser else {
+            print("skipped \(test): needs root and /usr/bin/setpriv to act as a second user")
+            return nil
+        }
         let shared = TemporaryDirectory("acl")
         chmod(shared.path, 0o755)
-        let socket = shared.file("broker.sock")
-        let daemon = try await RunningDaemon(tenants: tenants, start: false, socket: socket)
+        let daemon = try await RunningDaemon(tenants: tenants, start: false, socket: shared.file("broker.sock"))
         try await daemon.start(extraArguments: ["--socket-group", "nogroup"])
-        return (daemon, socket, shared)
+        return (daemon, shared)
     }
 
     @Test func callersGetOnlyWhatTheyAreGranted() async throws {
-        guard Self.canSwitchUser else {
-            print("skipped callersGetOnlyWhatTheyAreGranted: needs root and /usr/bin/setpriv to act as a second user")
-            return
-        }
-        let (daemon, socket, shared) = try await Self.daemonReachableByNobody(tenants: 2)
+        guard let (daemon, shared) = try await Self.daemonForNobody(tenants: 2) else { return }
         defer { withExtendedLifetime(shared) {} }
+        let socket = daemon.socket
         var info = stat()
         #expect(stat(socket, &info) == 0 && info.st_mode & 0o777 == 0o660 && info.st_gid == 65534)
 
@@ -69,12 +69,9 @@ import Testing
     }
 
     @Test func removingATenantRemovesItsRulesAndHealthCountsOnlyWhatTheCallerMaySee() async throws {
-        guard Self.canSwitchUser else {
-            print("skipped removingATenantRemovesItsRulesAndHealthCountsOnlyWhatTheCallerMaySee: needs root and /usr/bin/setpriv")
-            return
-        }
-        let (daemon, socket, shared) = try await Self.daemonReachableByNobody(tenants: 3)
+        guard let (daemon, shared) = try await Self.daemonForNobody(tenants: 3) else { return }
         defer { withExtendedLifetime(shared) {} }
+        let socket = daemon.socket
         for index in 0..<3 { _ = try await daemon.call("token.get", ["tenant": .string("t\(index)")]).get() }
         let granted = try await runBroker(["access", "grant", "--user", "nobody", "--tenant", "t0"], environment: daemon.environment)
         #expect(granted.status == 0, "\(granted.stderr)")
@@ -96,6 +93,33 @@ import Testing
         #expect(inherited.status == 1 && inherited.stderr.contains("permission denied"), "a re-created tenant inherits no caller: \(inherited.stdout)")
         let rules = try await runBroker(["access", "list"], environment: daemon.environment)
         #expect(!rules.stdout.contains("nobody"), "\(rules.stdout)")
+        await daemon.shutdown()
+    }
+
+    /// A stranger's denied calls naming a huge tenant are short lines: the caller's string is not
+    /// echoed, and earlier lines stay. (Repeats by one process merge into one line with a count:
+    /// `AuditFloodTests`.)
+    @Test func aStrangersHugeTenantIsNotEchoed() async throws {
+        guard let (daemon, shared) = try await Self.daemonForNobody(tenants: 1) else { return }
+        defer { withExtendedLifetime(shared) {} }
+        let socket = daemon.socket
+        _ = try await daemon.call("tenant.list").get()
+        // An argument can be at most 128 KiB.
+        let huge = #"{"tenant":"\#(String(repeating: "x", count: 120 << 10))"}"#
+        for _ in 0..<10 {
+            let denied = try await Self.asNobody(["call", "token.get", huge, "--socket", socket])
+            #expect(denied.status == 1 && denied.stderr.contains("-32002"))
+        }
+        let exit = try #require(try await daemon.stop())
+        #expect(exit.status == 0)
+        let text = try String(contentsOfFile: daemon.home + "/audit.log", encoding: .utf8)
+        #expect(text.utf8.count < 4096 && !text.contains("xxx"), "\(text.utf8.count) bytes")
+        let lines = try text.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+        #expect(lines.contains { $0["method"] == "tenant.list" && $0["outcome"] == "ok" }, "the earlier line is kept")
+        // Each `call` is a process of its own, so a caller (uid, gid, pid) of its own.
+        let denied = lines.filter { $0["uid"] == 65534 }
+        #expect(denied.count == 10 && Set(denied.compactMap { $0["pid"]?.integerValue }).count == 10, "\(denied)")
+        #expect(denied.allSatisfy { $0["tenant"] == "<invalid>" && $0["outcome"] == "denied" && $0["code"] == -32002 })
         await daemon.shutdown()
     }
 

@@ -6,8 +6,14 @@ import NIOPosix
 import Synchronization
 
 /// The daemon's current access policy, replaced as a whole on reload and read on every request.
+///
+/// Every reload bumps `generation`, so a connection can keep its caller's `ConnectionGrants` and
+/// recompute them only when the generation it holds is no longer the current one.
 public final class AccessControl: Sendable {
     private let policy: Mutex<AccessPolicy>
+    /// Bumped while the policy lock is held, right after each replacement: grants read under the
+    /// lock always carry the generation of the policy they were computed from.
+    private let reloads = Atomic<UInt64>(0)
 
     public init(policy: AccessPolicy) {
         self.policy = Mutex(policy)
@@ -20,7 +26,31 @@ public final class AccessControl: Sendable {
 
     public func reload(from store: TenantStore) async throws {
         let rules = try await NIOThreadPool.singleton.runIfActive { try store.accessRules() }
-        self.policy.withLock { $0 = AccessPolicy(ownerUID: $0.ownerUID, rules: rules) }
+        self.replace(rules: rules)
+    }
+
+    /// Installs `rules` as the policy and starts a new generation.
+    public func replace(rules: [AccessRule]) {
+        self.policy.withLock { policy in
+            policy = AccessPolicy(ownerUID: policy.ownerUID, rules: rules)
+            self.reloads.add(1, ordering: .releasing)
+        }
+    }
+
+    /// The generation of the current policy: changes on every reload. One atomic load, no lock.
+    public var generation: UInt64 { self.reloads.load(ordering: .acquiring) }
+
+    /// The caller's `token.get` grants under the current policy, stamped with its generation.
+    public func grants(for peer: PeerCredentials) -> ConnectionGrants {
+        self.policy.withLock { policy in
+            ConnectionGrants(policy: policy, uid: peer.uid, gid: peer.gid, generation: self.reloads.load(ordering: .relaxed))
+        }
+    }
+
+    /// `grants` if they are still current, else freshly computed ones: the per-request step of a
+    /// connection that caches its grants (a load and a compare while the policy is unchanged).
+    public func refreshed(_ grants: ConnectionGrants, for peer: PeerCredentials) -> ConnectionGrants {
+        grants.generation == self.generation ? grants : self.grants(for: peer)
     }
 
     public var current: AccessPolicy { self.policy.withLock { $0 } }
@@ -29,8 +59,15 @@ public final class AccessControl: Sendable {
         self.policy.withLock { $0.allows(uid: peer.uid, gid: peer.gid, method: method, scope: scope) }
     }
 
-    /// The hot path's question, answered without a lock for the common case of the owner.
+    /// The hot path's question, answered without a lock for the common case of the owner, and for
+    /// anyone else by one scan of the rules under the lock that allocates nothing. A connection that
+    /// keeps its `grants(for:)` answers it without the lock or the scan.
     func allowsTokenGet(_ peer: PeerCredentials, tenant: String, isOwner: Bool) -> Bool {
-        isOwner || self.allows(peer, method: "token.get", scope: .tenants([tenant]))
+        isOwner
+            || self.policy.withLock { policy in
+                policy.rules.contains { rule in
+                    rule.applies(uid: peer.uid, gid: peer.gid) && rule.covers(tenant: tenant) && rule.allows(method: ConnectionGrants.method)
+                }
+            }
     }
 }

@@ -23,8 +23,9 @@ public final class BrokerDaemon: Sendable {
         /// Seconds a connection may sit with nothing in flight (`.infinity`: forever).
         public var idleTimeout: Double = 300
         public var maximumHeldRequestBytes = 256 << 20
-        /// `host:port` for Prometheus text over HTTP, off by default.
-        public var metricsListen: (host: String, port: Int)?
+        /// Where to serve Prometheus text over HTTP, off by default.
+        public var metricsListen: MetricsListenAddress?
+        public var metricsLimits = MetricsHTTPServer.Limits()
 
         public init(paths: BrokerPaths, regions: RegionDirectory) {
             self.paths = paths
@@ -98,7 +99,7 @@ public final class BrokerDaemon: Sendable {
         // log writes what the last requests recorded, then the refresher stops.
         var services: [any Service] = [tokens, audit, watcher]
         if let listen = configuration.metricsListen {
-            services.append(MetricsHTTPServer(host: listen.host, port: listen.port, exporter: exporter, logger: logger))
+            services.append(MetricsHTTPServer(address: listen, limits: configuration.metricsLimits, exporter: exporter, logger: logger))
         }
         services.append(server)
         self.group = ServiceGroup(

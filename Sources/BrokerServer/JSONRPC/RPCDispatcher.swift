@@ -183,21 +183,22 @@ public final class RPCDispatcher: Sendable {
         Counter(label: BrokerMetrics.rpcRequests, dimensions: [("method", known ? request.method : "unknown"), ("code", code)]).increment()
     }
 
+    /// Records the call; `AuditLog` writes the names it was given only when they are valid ones.
     private func auditCall(_ request: RPCRequest, peer: PeerCredentials, outcome: Result<JSONValue, RPCError>) {
         guard let audit = self.audit else { return }
-        let tenant: String?
+        let tenants: [String]
         switch request.params?["tenants"] {
-        case .string(let all)?: tenant = all
-        case .array(let list)?: tenant = list.compactMap(\.stringValue).joined(separator: ",")
-        default: tenant = request.params?["tenant"]?.stringValue
+        case .string(let all)?: tenants = [all]
+        case .array(let list)?: tenants = list.compactMap(\.stringValue)
+        default: tenants = request.params?["tenant"]?.stringValue.map { [$0] } ?? []
         }
         let region = request.params?["region"]?.stringValue
         switch outcome {
         case .success:
-            audit.record(peer: peer, method: request.method, tenant: tenant, region: region, outcome: .ok)
+            audit.record(peer: peer, method: request.method, tenants: tenants, region: region, outcome: .ok)
         case .failure(let error):
             let kind: AuditLog.Outcome = error.code == RPCError.permissionDeniedCode ? .denied : .error
-            audit.record(peer: peer, method: request.method, tenant: tenant, region: region, outcome: kind, code: error.code)
+            audit.record(peer: peer, method: request.method, tenants: tenants, region: region, outcome: kind, code: error.code)
         }
     }
 
