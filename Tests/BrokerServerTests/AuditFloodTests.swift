@@ -25,8 +25,9 @@ import Testing
         )
     }
 
-    /// 40 denied calls naming a 1 MiB tenant (and a 64 KiB region, and junk method names) leave the
-    /// earlier lines where they were: one small line counts them all, and nothing rotated.
+    /// 40 refused calls naming a 1 MiB tenant (and a 64 KiB region, and junk method names) leave the
+    /// earlier lines where they were: one small line counts them all, and nothing rotated. (A name
+    /// that is not an id is refused with -32602 before the access rules are asked.)
     @Test func aFloodOfHugeDeniedCallsKeepsEarlierLines() async throws {
         let directory = TemporaryDirectory("audit")
         let path = directory.file("audit.log")
@@ -43,7 +44,7 @@ import Testing
         for call in 0..<40 {
             let line = #"{"jsonrpc":"2.0","id":\#(call),"method":"token.get","params":{"tenant":"\#(huge)","region":"\#(long)"}}"#
             let reply = try #require(await dispatcher.reply(toLine: Array(line.utf8), context: stranger))
-            #expect(String(decoding: reply, as: UTF8.self).contains("-32002"))
+            #expect(String(decoding: reply, as: UTF8.self).contains("-32602"))
             let junk = #"{"jsonrpc":"2.0","id":1,"method":"\#(long)\#(call)","params":{"tenant":"t0"}}"#
             _ = await dispatcher.reply(toLine: Array(junk.utf8), context: stranger)
             // The service writes every second; the attack this repeats took 12.5 s.
@@ -61,7 +62,7 @@ import Testing
         #expect(denied.count == 2, "\(denied)")
         let hugeTenant = try #require(denied.first { $0["method"] == "token.get" })
         #expect(hugeTenant["tenant"] == "<invalid>" && hugeTenant["region"] == "<invalid>")
-        #expect(hugeTenant["outcome"] == "denied" && hugeTenant["code"] == -32002 && hugeTenant["count"] == 40)
+        #expect(hugeTenant["outcome"] == "error" && hugeTenant["code"] == -32602 && hugeTenant["count"] == 40)
         #expect(hugeTenant["pid"] == 777 && hugeTenant["gid"] == 65534)
         let junkMethod = try #require(denied.first { $0["method"] == "<invalid>" })
         #expect(junkMethod["tenant"] == "t0" && junkMethod["count"] == 40)
