@@ -58,16 +58,4 @@ public final class AccessControl: Sendable {
     public func allows(_ peer: PeerCredentials, method: String, scope: AccessPolicy.Scope) -> Bool {
         self.policy.withLock { $0.allows(uid: peer.uid, gid: peer.gid, method: method, scope: scope) }
     }
-
-    /// The hot path's question, answered without a lock for the common case of the owner, and for
-    /// anyone else by one scan of the rules under the lock that allocates nothing. A connection that
-    /// keeps its `grants(for:)` answers it without the lock or the scan.
-    func allowsTokenGet(_ peer: PeerCredentials, tenant: String, isOwner: Bool) -> Bool {
-        isOwner
-            || self.policy.withLock { policy in
-                policy.rules.contains { rule in
-                    rule.applies(uid: peer.uid, gid: peer.gid) && rule.covers(tenant: tenant) && rule.allows(method: ConnectionGrants.method)
-                }
-            }
-    }
 }

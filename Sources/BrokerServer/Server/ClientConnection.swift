@@ -18,7 +18,8 @@ struct ClientConnection {
     let tag: UInt64
     let peer: PeerCredentials
     var machine: ConnectionStateMachine
-    private let peerIsOwner: Bool
+    /// What the caller may fetch on the fast path, recomputed when the access policy is reloaded.
+    private var grants: ConnectionGrants
     private var worker: GeneralPathWorker?
     private var unaudited = ServedTally()
     private var auditedAt: Double
@@ -27,7 +28,7 @@ struct ClientConnection {
         self.descriptor = descriptor
         self.tag = tag
         self.peer = peer
-        self.peerIsOwner = services.access.current.isOwner(uid: peer.uid)
+        self.grants = services.access.grants(for: peer)
         self.machine = ConnectionStateMachine(limits: services.limits, budget: services.requestBudget, now: now)
         self.auditedAt = now
     }
@@ -90,10 +91,11 @@ struct ClientConnection {
         services: ConnectionServices,
         _ event: (inout ConnectionStateMachine, ConnectionStateMachine.FastAnswer) -> Void
     ) -> Int {
+        // Once per event, not per request: a load and a compare while the policy is unchanged.
+        self.grants = services.access.refreshed(self.grants, for: self.peer)
         var served = 0
-        let (peer, peerIsOwner) = (self.peer, self.peerIsOwner)
         event(&self.machine) { line, output in
-            guard Self.answerFast(line, now: now, peer: peer, peerIsOwner: peerIsOwner, services: services, into: &output, tally: &self.unaudited) else {
+            guard Self.answerFast(line, now: now, grants: self.grants, services: services, into: &output, tally: &self.unaudited) else {
                 return false
             }
             served += 1
@@ -140,15 +142,12 @@ struct ClientConnection {
     private static func answerFast(
         _ line: UnsafeRawBufferPointer,
         now: Double,
-        peer: PeerCredentials,
-        peerIsOwner: Bool,
+        grants: ConnectionGrants,
         services: ConnectionServices,
         into output: inout [UInt8],
         tally: inout ServedTally
     ) -> Bool {
-        guard let request = FastTokenRequest.parse(line),
-            services.access.allowsTokenGet(peer, tenant: request.tenant, isOwner: peerIsOwner)
-        else { return false }
+        guard let request = FastTokenRequest.parse(line), grants.allowsTokenGet(tenant: request.tenant) else { return false }
         let id = UnsafeRawBufferPointer(rebasing: line[request.id])
         let slot = services.cache.serve(tenant: request.tenant, region: request.region, now: now) { expiresAt, fragments in
             FastTokenReply.write(id: id, fragments: fragments, expiresIn: max(0, Int64(expiresAt - now)), into: &output)
