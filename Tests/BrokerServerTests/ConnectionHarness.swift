@@ -23,8 +23,8 @@ struct ConnectionHarness {
     private(set) var fastAnswers = 0
 
     init(limits: Machine.Limits = Machine.Limits(), budgetLimit: Int = 1 << 30, window: Int? = nil) {
-        self.budget = RequestBytesBudget(limit: budgetLimit)
-        self.machine = Machine(limits: limits, budget: self.budget, now: 0)
+        self.budget = RequestBytesBudget(limit: budgetLimit, limitPerUID: budgetLimit)
+        self.machine = Machine(limits: limits, budget: self.budget, uid: 1000, now: 0)
         self.window = window
     }
 

@@ -242,7 +242,7 @@ import Testing
         #expect(first.budget.heldBytes == 10)
         // A second connection sharing the budget.
         var second = first
-        second.machine = ConnectionStateMachine(limits: Limits(), budget: first.budget, now: 0)
+        second.machine = ConnectionStateMachine(limits: Limits(), budget: first.budget, uid: 1001, now: 0)
         second.send("0123456789abc")
         #expect(second.receivedLines.count == 1)
         #expect(second.receivedLines[0].contains("-32603"))
@@ -261,5 +261,89 @@ import Testing
         connection.endInput()
         #expect(connection.closes == [.peerGone])
         #expect(connection.machine.nextAction(now: 2000) == .none)
+    }
+
+    @Test func aClientStreamingRequestsIsNotTakenForAnUnfinishedLine() {
+        let limits = Self.limits {
+            $0.partialLineTimeout = 30
+            $0.idleTimeout = 1000
+        }
+        var connection = ConnectionHarness(limits: limits)
+        // Every read ends in the middle of a line, but every read completes one too.
+        connection.send("f1\nf")
+        connection.advance(to: 20)
+        connection.send("2\nf")
+        connection.advance(to: 40)
+        connection.send("3\nf")
+        connection.advance(to: 60)
+        #expect(!connection.isClosed)
+        #expect(connection.receivedLines == ["R:f1", "R:f2", "R:f3"])
+        connection.advance(to: 90)
+        #expect(connection.closes == [.partialLineTimedOut], "the last line, begun at 40, was never finished")
+    }
+
+    @Test func repliesOwedButNeverTakenCloseTheConnectionEvenBelowTheHighWaterMark() {
+        let limits = Self.limits { $0.stalledWriteTimeout = 30 }
+        var connection = ConnectionHarness(limits: limits, window: 2)
+        connection.send("f1\n")
+        #expect(connection.machine.unsentOutput == 3)
+        connection.advance(to: 29)
+        #expect(!connection.isClosed)
+        connection.advance(to: 30)
+        #expect(connection.closes == [.stalled])
+    }
+
+    @Test func aSlowButSteadyReaderIsNotTakenForAStalledOne() {
+        let limits = Self.limits {
+            $0.stalledWriteTimeout = 30
+            $0.highWaterMark = 4
+            $0.lowWaterMark = 2
+        }
+        var connection = ConnectionHarness(limits: limits, window: 1)
+        connection.send("f-long-reply\n")
+        for second in stride(from: 20.0, through: 200, by: 20) {
+            connection.advance(to: second)
+            connection.writable(window: 1)
+        }
+        #expect(!connection.isClosed, "one byte every 20 s is progress")
+    }
+
+    @Test func closingAtOnceGivesTheBudgetBack() {
+        var connection = ConnectionHarness(budgetLimit: 100)
+        connection.send("partial")
+        #expect(connection.budget.heldBytes == 7)
+        let closed = connection.machine.closeNow()
+        let closedAgain = connection.machine.closeNow()
+        #expect(closed && !closedAgain)
+        #expect(connection.budget.heldBytes == 0)
+        let next = connection.machine.nextAction(now: 0)
+        #expect(next == .none)
+    }
+
+    @Test func oneUIDCannotTakeTheWholeBudgetAndTheOwnerIsNotCounted() {
+        let budget = RequestBytesBudget(limit: 100, limitPerUID: 40)
+        var first = ConnectionStateMachine(limits: Limits(), budget: budget, uid: 5000, now: 0)
+        var second = ConnectionStateMachine(limits: Limits(), budget: budget, uid: 5000, now: 0)
+        var other = ConnectionStateMachine(limits: Limits(), budget: budget, uid: 6000, now: 0)
+        var owner = ConnectionStateMachine(limits: Limits(), budget: nil, uid: 0, now: 0)
+        func feed(_ machine: inout ConnectionStateMachine, _ count: Int) -> ConnectionStateMachine.Action {
+            Array(repeating: UInt8(ascii: "x"), count: count).withUnsafeBytes { machine.received($0, now: 0) { _, _ in false } }
+            var last = ConnectionStateMachine.Action.none
+            while true {
+                let action = machine.nextAction(now: 0)
+                if action == .none { return last }
+                last = action
+                if case .close = action { return last }
+                if action == .send { machine.sent(machine.unsentOutput, now: 0) }
+            }
+        }
+        _ = feed(&first, 30)
+        #expect(!first.isClosed && budget.heldBytes == 30)
+        #expect(feed(&second, 30) == .close(.finished), "uid 5000 would hold 60 of its 40")
+        #expect(budget.heldBytes == 30)
+        _ = feed(&other, 40)
+        #expect(!other.isClosed && budget.heldBytes == 70)
+        _ = feed(&owner, 500)
+        #expect(!owner.isClosed && budget.heldBytes == 70, "the owner's bytes are not the budget's")
     }
 }

@@ -112,28 +112,52 @@ import Testing
     }
 
     @Test func partialLinesCannotPinTheDaemonsMemory() async throws {
-        let daemon = try await RunningDaemon(tenants: 1, start: false)
-        try await daemon.start(extraArguments: ["--max-request-memory", "4"])
+        guard AccessAndAuditTests.canSwitchUser, FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
+            print("skipped partialLinesCannotPinTheDaemonsMemory: needs root, /usr/bin/setpriv and python3 to act as a second user")
+            return
+        }
+        let shared = TemporaryDirectory("partial")
+        chmod(shared.path, 0o755)
+        let socket = shared.file("broker.sock")
+        let daemon = try await RunningDaemon(tenants: 1, start: false, socket: socket)
+        // 8 MiB for all ordinary callers, 2 MiB of it for any one uid.
+        try await daemon.start(extraArguments: ["--socket-group", "nogroup", "--max-request-memory", "8"])
         let pid = try #require(daemon.process?.pid)
         let before = try #require(DaemonLimitsTests.residentKilobytes(pid: pid))
-        let partial = Array(repeating: UInt8(ascii: "x"), count: 900_000)
-        var connections: [BrokerConnection] = []
-        var refused = 0
-        for _ in 0..<12 {
-            let connection = try BrokerConnection(socketPath: daemon.socket, timeoutSeconds: 2)
-            // A refused connection is closed while we still send: the rest of the line then fails to go.
-            _ = try? await onThread { try connection.send(partial) }
-            connections.append(connection)
-        }
-        for connection in connections {
-            // Connections past the budget get an error line and are closed; the rest wait, unanswered.
-            if let reply = try? await connection.nextReply(), reply["error"]?["code"] == -32603 { refused += 1 }
-        }
-        #expect(refused >= 7, "with 4 MiB for all, at most 4-5 of 12 lines of 0.9 MB may be held; \(refused) were refused")
+        // `nobody` sends 12 unfinished lines of 0.9 MB, one per connection, and counts the refusals.
+        let script = """
+            import socket, sys, time
+            held, refused = [], 0
+            for _ in range(12):
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(sys.argv[1])
+                s.settimeout(3)
+                try:
+                    s.sendall(b"x" * 900000)
+                except OSError:
+                    pass
+                held.append(s)
+            for s in held:
+                try:
+                    if b"-32603" in s.recv(4096): refused += 1
+                except OSError:
+                    pass
+            print(refused, flush=True)
+            time.sleep(20)
+            """
+        let holder = BrokerProcess(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, socket], executable: "/usr/bin/setpriv")
+        try holder.start()
+        defer { holder.signal(SIGKILL) }
+        let counted = await eventually(timeout: 60) { holder.stdoutSoFar.contains("\n") }
+        #expect(counted, "the holder reports: \(holder.stderrSoFar)")
+        let refused = Int(holder.stdoutSoFar.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        #expect(refused >= 9, "with 2 MiB for one uid, at most 2 of 12 lines of 0.9 MB may be held; \(refused) were refused")
         let after = try #require(DaemonLimitsTests.residentKilobytes(pid: pid))
         #expect(after - before < 32 * 1024, "RSS grew from \(before) kB to \(after) kB")
-        let bystander = try daemon.connect()
-        #expect(try await bystander.reply(Self.health)["result"]?["status"] == "ok")
+        // The owner is not held back by what another user holds.
+        let owner = try daemon.connect()
+        try await onThread { try owner.send(Array(repeating: UInt8(ascii: " "), count: 900_000)) }
+        #expect(try await owner.reply(Self.health)["result"]?["status"] == "ok")
         await daemon.shutdown()
     }
 

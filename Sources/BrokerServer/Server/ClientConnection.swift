@@ -29,7 +29,8 @@ struct ClientConnection {
         self.tag = tag
         self.peer = peer
         self.grants = services.access.grants(for: peer)
-        self.machine = ConnectionStateMachine(limits: services.limits, budget: services.requestBudget, now: now)
+        let privileged = services.admission.isPrivileged(uid: peer.uid)
+        self.machine = ConnectionStateMachine(limits: services.limits, budget: privileged ? nil : services.requestBudget, uid: peer.uid, now: now)
         self.auditedAt = now
     }
 

@@ -4,8 +4,8 @@ import Synchronization
 
 /// Decides whether a new connection may be served, so no caller can take every slot:
 /// - at most `maximumConnections` in all;
-/// - the last `reservedConnections` of them only for the broker's own uid and root, so an
-///   administrator can always connect to see and stop what is going on;
+/// - the last `reservedConnections` of them (1/64, at most 64) only for the broker's own uid and
+///   root, so an administrator can always connect to see and stop what is going on;
 /// - at most `maximumPerUID` for any other uid.
 final class ConnectionAdmission: Sendable {
     let maximumConnections: Int
@@ -23,13 +23,18 @@ final class ConnectionAdmission: Sendable {
     init(maximumConnections: Int, maximumPerUID: Int, ownerUID: UInt32) {
         self.maximumConnections = max(1, maximumConnections)
         self.maximumPerUID = max(1, maximumPerUID)
-        self.reservedConnections = min(max(1, maximumConnections / 64), 64)
+        self.reservedConnections = min(maximumConnections / 64, 64)
         self.ownerUID = ownerUID
+    }
+
+    /// The broker's own uid and root: the reserved slots are theirs, and no per-uid cap applies.
+    func isPrivileged(uid: UInt32) -> Bool {
+        uid == 0 || uid == self.ownerUID
     }
 
     /// Counts the connection and returns nil, or returns why it is refused (and counts nothing).
     func admit(uid: UInt32) -> String? {
-        let privileged = uid == 0 || uid == self.ownerUID
+        let privileged = self.isPrivileged(uid: uid)
         let outcome: (refusal: String?, total: Int) = self.counts.withLock { counts in
             if counts.total >= self.maximumConnections {
                 return ("too many connections (limit \(self.maximumConnections)); try again later", counts.total)
@@ -52,7 +57,7 @@ final class ConnectionAdmission: Sendable {
 
     /// Releases a connection `admit` counted.
     func release(uid: UInt32) {
-        let privileged = uid == 0 || uid == self.ownerUID
+        let privileged = self.isPrivileged(uid: uid)
         let total = self.counts.withLock { counts in
             if !privileged {
                 let left = counts.byUID[uid, default: 1] - 1
@@ -63,6 +68,4 @@ final class ConnectionAdmission: Sendable {
         }
         self.gauge.record(total)
     }
-
-    var openConnections: Int { self.counts.withLock { $0.total } }
 }

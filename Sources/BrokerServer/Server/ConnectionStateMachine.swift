@@ -18,11 +18,12 @@ import NIOCore
 ///   the broker build replies for it.
 /// - At most `maximumQueuedLines` lines and about `maximumQueuedBytes` bytes wait in the queue;
 ///   beyond that the splitter keeps the rest and the socket is not read.
-/// - Deadlines: replies left unread above the high-water mark (`stalledWriteTimeout`), a partial
-///   line not completed while being read (`partialLineTimeout`), and nothing at all happening
-///   (`idleTimeout`) each close the connection.
+/// - Deadlines: replies owed but none taken by the peer for `stalledWriteTimeout`, a partial line not
+///   completed while being read (`partialLineTimeout`, counted from the last completed line), and
+///   nothing at all happening (`idleTimeout`) each close the connection.
 /// - Every byte of request data held (partial lines, kept lines, queued lines) is counted in a budget
-///   shared by all connections; a connection that would pass it is answered with an error and closed.
+///   shared by the connections of callers other than the broker's owner and root (nil `budget`);
+///   a connection that would pass it is answered with an error and closed.
 /// - `.close` is returned exactly once, and nothing after it.
 struct ConnectionStateMachine {
     struct Limits: Sendable, Equatable {
@@ -56,7 +57,7 @@ struct ConnectionStateMachine {
         case stalled
         case partialLineTimedOut
         case idle
-        /// The loop stopped (end of a drain) with the connection still open; not the machine's decision.
+        /// The loop stopped (end of a drain) with the connection still open (`closeNow`).
         case drained
     }
 
@@ -77,7 +78,8 @@ struct ConnectionStateMachine {
     typealias FastAnswer = (_ line: UnsafeRawBufferPointer, _ output: inout [UInt8]) -> Bool
 
     let limits: Limits
-    private let budget: RequestBytesBudget
+    private let budget: RequestBytesBudget?
+    private let uid: UInt32
     private var splitter: LineSplitter
     private var output: [UInt8] = []
     private var written = 0
@@ -96,14 +98,19 @@ struct ConnectionStateMachine {
     private var counted = 0
     /// When unread replies went past the high-water mark; nil once they drain to the low-water mark.
     private(set) var stalledSince: Double?
+    /// Since when replies have been owed with none taken by the peer; nil while nothing is owed.
+    private var owedSince: Double?
     private var partialSince: Double?
     private var lastActivity: Double
 
     private static let keptOutputCapacity = 64 << 10
 
-    init(limits: Limits, budget: RequestBytesBudget, now: Double) {
+    /// - Parameter budget: shared by the connections of ordinary callers; nil for the broker's owner
+    ///   and root, whose connections are bounded by the slots kept for them.
+    init(limits: Limits, budget: RequestBytesBudget?, uid: UInt32, now: Double) {
         self.limits = limits
         self.budget = budget
+        self.uid = uid
         self.splitter = LineSplitter(maximumLength: limits.maximumLineLength)
         self.pending = PendingLines(limits: limits)
         self.lastActivity = now
@@ -129,8 +136,12 @@ struct ConnectionStateMachine {
     mutating func received(_ bytes: UnsafeRawBufferPointer, now: Double, answerFast: FastAnswer) {
         guard !self.isClosed, self.inputOpen else { return }
         self.lastActivity = now
-        let outcome = self.splitter.split(bytes) { line in self.pending.take(line, output: &self.output, answerFast: answerFast) }
-        self.afterSplitting(outcome, now: now)
+        var completed = 0
+        let outcome = self.splitter.split(bytes) { line in
+            completed += 1
+            return self.pending.take(line, output: &self.output, answerFast: answerFast)
+        }
+        self.afterSplitting(outcome, completedLines: completed, now: now)
     }
 
     /// The peer sent its last byte (or reading failed): lines already taken are still answered.
@@ -155,10 +166,12 @@ struct ConnectionStateMachine {
     mutating func sent(_ count: Int, now: Double) {
         self.written += count
         self.lastActivity = now
+        if count > 0 { self.owedSince = now }
         let unsent = self.unsentOutput
         if unsent == 0 {
             self.output.removeAll(keepingCapacity: self.output.capacity <= Self.keptOutputCapacity)
             self.written = 0
+            self.owedSince = nil
         } else if self.written >= unsent {
             self.output.removeFirst(self.written)
             self.written = 0
@@ -187,17 +200,22 @@ struct ConnectionStateMachine {
         self.pending.withGeneralPath = false
         self.lastActivity = now
         if let reply { self.output.append(contentsOf: reply) }
+        if self.owedSince == nil, self.unsentOutput > 0 { self.owedSince = now }
         self.updateStall(now: now)
         if self.splitter.isPaused {
-            let outcome = self.splitter.resume { line in self.pending.take(line, output: &self.output, answerFast: answerFast) }
-            self.afterSplitting(outcome, now: now)
+            var completed = 0
+            let outcome = self.splitter.resume { line in
+                completed += 1
+                return self.pending.take(line, output: &self.output, answerFast: answerFast)
+            }
+            self.afterSplitting(outcome, completedLines: completed, now: now)
         }
     }
 
     /// Checks the deadlines.
     mutating func tick(now: Double) {
         guard !self.isClosed, self.pendingClose == nil else { return }
-        if let since = self.stalledSince, now - since >= self.limits.stalledWriteTimeout {
+        if let since = self.owedSince, now - since >= self.limits.stalledWriteTimeout {
             self.pendingClose = .stalled
         } else if let since = self.partialSince, self.isReading, now - since >= self.limits.partialLineTimeout {
             self.pendingClose = .partialLineTimedOut
@@ -228,6 +246,7 @@ struct ConnectionStateMachine {
         if let error = self.owedError, self.pending.isEmpty {
             self.owedError = nil
             self.output.append(contentsOf: RPCResponse.line(RPCResponse.failure(id: .null, error: error)))
+            if self.owedSince == nil { self.owedSince = now }
         }
         if self.unsentOutput > 0, !self.sendBlocked { return .send }
         if !self.inputOpen, self.pending.isEmpty, self.owedError == nil,
@@ -246,6 +265,14 @@ struct ConnectionStateMachine {
             return .watch(wanted)
         }
         return .none
+    }
+
+    /// Closes at once, whatever is owed (the loop is stopping); gives back the budget. Returns false
+    /// if the connection was already closed.
+    mutating func closeNow() -> Bool {
+        guard !self.isClosed else { return false }
+        _ = self.close(.drained)
+        return true
     }
 
     // MARK: Internals
@@ -268,14 +295,17 @@ struct ConnectionStateMachine {
             && self.owedError == nil
     }
 
-    private mutating func afterSplitting(_ outcome: LineSplitter.Outcome, now: Double) {
+    private mutating func afterSplitting(_ outcome: LineSplitter.Outcome, completedLines: Int, now: Double) {
         if outcome == .overLong {
             self.closeInput(owing: .invalidRequest("line longer than \(self.limits.maximumLineLength) bytes; closing"))
         } else if self.splitter.holdsPartialLine {
-            if self.partialSince == nil { self.partialSince = now }
+            // The partial line is a new one whenever a line was completed: a client streaming requests
+            // rarely has a read end exactly at a newline.
+            if self.partialSince == nil || completedLines > 0 { self.partialSince = now }
         } else {
             self.partialSince = nil
         }
+        if self.owedSince == nil, self.unsentOutput > 0 { self.owedSince = now }
         self.updateStall(now: now)
         if !self.recount() {
             self.closeInput(owing: RPCError(code: RPCError.internalErrorCode, message: "the broker holds too many unanswered requests; try again later"))
@@ -305,7 +335,7 @@ struct ConnectionStateMachine {
     private mutating func recount() -> Bool {
         let held = self.heldBytes
         defer { self.counted = held }
-        return self.budget.adjust(by: held - self.counted)
+        return self.budget?.adjust(by: held - self.counted, uid: self.uid) ?? true
     }
 
     private mutating func close(_ reason: CloseReason) -> Action {

@@ -35,13 +35,14 @@ final class SocketLoop: @unchecked Sendable {
     private struct Inbox {
         var messages: [Message] = []
         var stopped = false
-        var waiter: CheckedContinuation<Void, Never>?
+        var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private static let wakeTag = UInt64.max
     private static let listenerTag = UInt64.max - 1
     private static let housekeepingInterval = 1.0
     private static let readBufferSize = 64 << 10
+    private static let refusalLogInterval = 60.0
 
     private let epoll: Epoll
     private let services: ConnectionServices
@@ -63,6 +64,8 @@ final class SocketLoop: @unchecked Sendable {
     /// which breaks the cycle through itself.
     private var peers: [SocketLoop] = []
     private var nextPeer = 0
+    /// When a refused connection was last logged, and how many were refused since.
+    private var refusals: (loggedAt: Double, unlogged: Int) = (-.infinity, 0)
     private var lastHousekeeping: Double
 
     /// Connections open on this loop: every slot not free.
@@ -83,6 +86,13 @@ final class SocketLoop: @unchecked Sendable {
         try self.epoll.add(listener, interest: Epoll.readable, tag: Self.listenerTag)
         self.listener = listener
         self.peers = loops
+    }
+
+    /// Undoes `accept(on:dealingTo:)` for a loop that will never run (start-up failed): it no longer
+    /// holds the loops it would have dealt to, itself included.
+    func forgetPeers() {
+        self.peers = []
+        self.listener = nil
     }
 
     /// Runs the loop on a thread of its own until it stops.
@@ -118,7 +128,7 @@ final class SocketLoop: @unchecked Sendable {
     func waitUntilStopped() async {
         await withCheckedContinuation { continuation in
             let stopped = self.inbox.withLock { inbox in
-                if !inbox.stopped { inbox.waiter = continuation }
+                if !inbox.stopped { inbox.waiters.append(continuation) }
                 return inbox.stopped
             }
             if stopped { continuation.resume() }
@@ -157,17 +167,18 @@ final class SocketLoop: @unchecked Sendable {
         self.closeAll(now: now)
         self.closeListener()
         self.peers = []
-        let (left, waiter) = self.inbox.withLock { inbox in
+        let (left, waiters) = self.inbox.withLock { inbox in
             inbox.stopped = true
             let left = inbox.messages
             inbox.messages = []
-            return (left, inbox.waiter.take())
+            defer { inbox.waiters = [] }
+            return (left, inbox.waiters)
         }
         for case .adopt(let descriptor, let peer) in left {
             close(descriptor)
             self.services.connectionClosed(peer)
         }
-        waiter?.resume()
+        for waiter in waiters { waiter.resume() }
     }
 
     /// Returns how many `token.get`s the fast path answered.
@@ -276,7 +287,7 @@ final class SocketLoop: @unchecked Sendable {
                 continue
             }
             if let refusal = self.services.admitConnection(peer) {
-                self.refuse(descriptor, peer: peer, reason: refusal)
+                self.refuse(descriptor, peer: peer, reason: refusal, now: now)
                 continue
             }
             let loop = self.peers[self.nextPeer % self.peers.count]
@@ -299,8 +310,18 @@ final class SocketLoop: @unchecked Sendable {
         }
     }
 
-    private func refuse(_ descriptor: Int32, peer: PeerCredentials, reason: String) {
-        self.services.logger.warning("refused a connection", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
+    private func refuse(_ descriptor: Int32, peer: PeerCredentials, reason: String, now: Double) {
+        // One line a minute, however fast a caller knocks: the rest are counted into the next.
+        if now - self.refusals.loggedAt >= Self.refusalLogInterval {
+            let earlier = self.refusals.unlogged
+            self.services.logger.warning(
+                "refused a connection",
+                metadata: ["peer": "\(peer)", "reason": "\(reason)", "refused_since_last_line": "\(earlier)"]
+            )
+            self.refusals = (loggedAt: now, unlogged: 0)
+        } else {
+            self.refusals.unlogged += 1
+        }
         let error = RPCError(code: RPCError.internalErrorCode, message: reason)
         let line = RPCResponse.line(RPCResponse.failure(id: .null, error: error))
         _ = line.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -374,6 +395,8 @@ final class SocketLoop: @unchecked Sendable {
 
     private func closeAll(now: Double) {
         for slot in self.slots.indices where self.slots[slot] != nil {
+            // Through the state machine, so the request bytes it held are given back.
+            _ = self.slots[slot]!.machine.closeNow()
             self.closeConnection(in: slot, reason: .drained, now: now)
         }
     }

@@ -29,7 +29,7 @@ struct UnixListener {
         guard path.utf8.count <= longest else {
             throw SocketPathError(path: path, reason: "is too long for a Unix socket (at most \(longest) bytes)")
         }
-        try Self.refuseIfTaken(path)
+        _ = try Self.refuseIfTaken(path)
         var template = Array((FileIO.directoryName(of: path) + "/.sobot-broker-XXXXXX").utf8CString)
         guard let created = mkdtemp(&template) else { throw SystemCallError("mkdtemp beside \(path)") }
         let staging = String(cString: created)
@@ -48,9 +48,15 @@ struct UnixListener {
             var identity = stat()
             guard lstat(stagedPath, &identity) == 0 else { throw SystemCallError("stat \(stagedPath)") }
             guard listen(descriptor, backlog) == 0 else { throw SystemCallError("listen \(stagedPath)") }
-            // Checked again just before the rename: a daemon that started meanwhile keeps its socket.
-            try Self.refuseIfTaken(path)
-            guard rename(stagedPath, path) == 0 else { throw SystemCallError("rename socket into \(path)") }
+            // Checked again just before moving in: a daemon that started meanwhile keeps its socket.
+            // An empty path is taken with link(), which fails rather than replace whatever appeared
+            // since; only a stale socket is renamed over.
+            if try Self.refuseIfTaken(path) {
+                guard rename(stagedPath, path) == 0 else { throw SystemCallError("rename socket into \(path)") }
+            } else {
+                guard link(stagedPath, path) == 0 else { throw SystemCallError("link socket into \(path)") }
+                unlink(stagedPath)
+            }
             return UnixListener(descriptor: descriptor, path: path, device: UInt64(identity.st_dev), inode: UInt64(identity.st_ino))
         } catch {
             close(descriptor)
@@ -67,10 +73,11 @@ struct UnixListener {
         unlink(self.path)
     }
 
-    /// Throws unless nothing is at `path` or a stale socket is.
-    static func refuseIfTaken(_ path: String) throws {
+    /// Throws unless nothing is at `path` or a stale socket is; returns true for a stale socket.
+    @discardableResult
+    static func refuseIfTaken(_ path: String) throws -> Bool {
         var existing = stat()
-        guard lstat(path, &existing) == 0 else { return }
+        guard lstat(path, &existing) == 0 else { return false }
         guard existing.st_mode & S_IFMT == S_IFSOCK else {
             throw SocketPathError(path: path, reason: "exists and is not a socket; refusing to replace it")
         }
@@ -86,5 +93,6 @@ struct UnixListener {
         guard code == ECONNREFUSED else {
             throw SocketPathError(path: path, reason: "is a socket that could not be checked (\(String(cString: strerror(code)))); refusing to replace it")
         }
+        return true
     }
 }

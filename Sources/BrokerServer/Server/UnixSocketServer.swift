@@ -109,7 +109,10 @@ public final class UnixSocketServer: Service, Sendable {
                 try loop.start()
             } catch {
                 // The first loop owns the listener once it runs, and closes it as it stops.
-                if index == 0 { close(listener.descriptor) }
+                if index == 0 {
+                    loops[0].forgetPeers()
+                    close(listener.descriptor)
+                }
                 for started in loops[..<index] {
                     started.post(.drain(deadline: clock.monotonicNow()))
                     await started.waitUntilStopped()
