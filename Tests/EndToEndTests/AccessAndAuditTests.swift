@@ -16,7 +16,11 @@ import Testing
 
     /// A daemon whose socket (0660, group `nogroup`, in `shared`) `nobody` can reach; nil, saying
     /// why `test` is skipped, without root and setpriv.
-    static func daemonForNobody(tenants: Int, test: String = #function) async throws -> (daemon: RunningDaemon, shared: TemporaryDirectory)? {
+    static func daemonForNobody(
+        tenants: Int,
+        extraArguments: [String] = [],
+        test: String = #function
+    ) async throws -> (daemon: RunningDaemon, shared: TemporaryDirectory)? {
         guard Self.canSwitchUser else {
             print("skipped \(test): needs root and /usr/bin/setpriv to act as a second user")
             return nil
@@ -24,7 +28,7 @@ import Testing
         let shared = TemporaryDirectory("acl")
         chmod(shared.path, 0o755)
         let daemon = try await RunningDaemon(tenants: tenants, start: false, socket: shared.file("broker.sock"))
-        try await daemon.start(extraArguments: ["--socket-group", "nogroup"])
+        try await daemon.start(extraArguments: ["--socket-group", "nogroup"] + extraArguments)
         return (daemon, shared)
     }
 

@@ -8,6 +8,21 @@ import Testing
 @Suite struct SocketHardeningTests {
     static let health = #"{"jsonrpc":"2.0","id":1,"method":"broker.health"}"#
 
+    static var hasPython: Bool {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
+            print("skipped: needs /usr/bin/python3 to hold connections as a second user")
+            return false
+        }
+        return true
+    }
+
+    /// Starts `script` under python3 as `nobody`, with the socket path as its argument.
+    static func runAsNobody(python script: String, socket: String) throws -> BrokerProcess {
+        let process = BrokerProcess(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, socket], executable: "/usr/bin/setpriv")
+        try process.start()
+        return process
+    }
+
     // MARK: Socket takeover
 
     @Test func aSecondDaemonNeverTakesOverALiveSocket() async throws {
@@ -112,16 +127,11 @@ import Testing
     }
 
     @Test func partialLinesCannotPinTheDaemonsMemory() async throws {
-        guard AccessAndAuditTests.canSwitchUser, FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
-            print("skipped partialLinesCannotPinTheDaemonsMemory: needs root, /usr/bin/setpriv and python3 to act as a second user")
-            return
-        }
-        let shared = TemporaryDirectory("partial")
-        chmod(shared.path, 0o755)
-        let socket = shared.file("broker.sock")
-        let daemon = try await RunningDaemon(tenants: 1, start: false, socket: socket)
         // 8 MiB for all ordinary callers, 2 MiB of it for any one uid.
-        try await daemon.start(extraArguments: ["--socket-group", "nogroup", "--max-request-memory", "8"])
+        guard Self.hasPython,
+            let (daemon, shared) = try await AccessAndAuditTests.daemonForNobody(tenants: 1, extraArguments: ["--max-request-memory", "8"])
+        else { return }
+        defer { withExtendedLifetime(shared) {} }
         let pid = try #require(daemon.process?.pid)
         let before = try #require(DaemonLimitsTests.residentKilobytes(pid: pid))
         // `nobody` sends 12 unfinished lines of 0.9 MB, one per connection, and counts the refusals.
@@ -145,8 +155,7 @@ import Testing
             print(refused, flush=True)
             time.sleep(20)
             """
-        let holder = BrokerProcess(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, socket], executable: "/usr/bin/setpriv")
-        try holder.start()
+        let holder = try Self.runAsNobody(python: script, socket: daemon.socket)
         defer { holder.signal(SIGKILL) }
         let counted = await eventually(timeout: 60) { holder.stdoutSoFar.contains("\n") }
         #expect(counted, "the holder reports: \(holder.stderrSoFar)")
@@ -162,15 +171,13 @@ import Testing
     }
 
     @Test func oneUserCannotTakeEveryConnectionSlot() async throws {
-        guard AccessAndAuditTests.canSwitchUser, FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
-            print("skipped oneUserCannotTakeEveryConnectionSlot: needs root, /usr/bin/setpriv and python3 to hold connections as a second user")
-            return
-        }
-        let shared = TemporaryDirectory("slots")
-        chmod(shared.path, 0o755)
-        let socket = shared.file("broker.sock")
-        let daemon = try await RunningDaemon(tenants: 1, start: false, socket: socket)
-        try await daemon.start(extraArguments: ["--socket-group", "nogroup", "--max-connections", "40", "--max-connections-per-uid", "10"])
+        guard Self.hasPython,
+            let (daemon, shared) = try await AccessAndAuditTests.daemonForNobody(
+                tenants: 1,
+                extraArguments: ["--max-connections", "40", "--max-connections-per-uid", "10"]
+            )
+        else { return }
+        defer { withExtendedLifetime(shared) {} }
         // `nobody` opens 30 connections and holds them; each refused one is answered with an error and closed.
         let script = """
             import socket, sys, time
@@ -187,8 +194,7 @@ import Testing
             print(len(held), refused, flush=True)
             time.sleep(20)
             """
-        let holder = BrokerProcess(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, socket], executable: "/usr/bin/setpriv")
-        try holder.start()
+        let holder = try Self.runAsNobody(python: script, socket: daemon.socket)
         defer { holder.signal(SIGKILL) }
         let counted = await eventually(timeout: 20) { holder.stdoutSoFar.contains("\n") }
         #expect(counted, "the holder reports: \(holder.stderrSoFar)")
