@@ -97,7 +97,7 @@ struct ConnectionStateMachine {
     /// Bytes of request data this connection has counted in `budget`.
     private var counted = 0
     /// When unread replies went past the high-water mark; nil once they drain to the low-water mark.
-    private(set) var stalledSince: Double?
+    private var stalledSince: Double?
     /// Since when replies have been owed with none taken by the peer; nil while nothing is owed.
     private var owedSince: Double?
     private var partialSince: Double?
