@@ -22,9 +22,9 @@ struct ConnectionHarness {
     private(set) var inputShutDowns = 0
     private(set) var fastAnswers = 0
 
-    init(limits: Machine.Limits = Machine.Limits(), budgetLimit: Int = 1 << 30, window: Int? = nil) {
+    init(limits: Machine.Limits = Machine.Limits(), budgetLimit: Int = 1 << 30, gate: GeneralPathGate? = nil, window: Int? = nil) {
         self.budget = RequestBytesBudget(limit: budgetLimit, limitPerUID: budgetLimit)
-        self.machine = Machine(limits: limits, budget: self.budget, uid: 1000, now: 0)
+        self.machine = Machine(limits: limits, budget: self.budget, gate: gate, uid: 1000, now: 0)
         self.window = window
     }
 

@@ -54,7 +54,8 @@ import Testing
         if Bool.random(using: &random) { stream += Array("g-unfinished".utf8) }
         let expected = lines.prefix { $0.count <= limits.maximumLineLength }.filter { !$0.hasPrefix("n") }.map { "R:" + $0 }
 
-        var connection = ConnectionHarness(limits: limits, budgetLimit: 1 << 20, window: nil)
+        let gate = GeneralPathGate(maximumLinesInFlight: 1, maximumUnreadBytes: 1 << 20)
+        var connection = ConnectionHarness(limits: limits, budgetLimit: 1 << 20, gate: gate, window: nil)
         var offset = 0
         var inputEnded = false
         for _ in 0..<600 where !connection.isClosed {
@@ -98,6 +99,7 @@ import Testing
         }
         #expect(connection.closes.count == 1, "seed \(seed)")
         #expect(connection.budget.heldBytes == 0, "seed \(seed): the budget is given back on close")
+        #expect(gate.counts(for: 1000) == (0, 0), "seed \(seed): the gate is given back on close")
         if connection.closes == [.finished], lines.allSatisfy({ $0.count <= limits.maximumLineLength }) {
             #expect(connection.receivedLines == expected, "seed \(seed): every request answered, in order")
         }

@@ -346,4 +346,51 @@ import Testing
         _ = feed(&owner, 500)
         #expect(!owner.isClosed && budget.heldBytes == 70, "the owner's bytes are not the budget's")
     }
+
+    @Test func oneUIDsConnectionsShareTheGeneralPathGate() {
+        let gate = GeneralPathGate(maximumLinesInFlight: 1, maximumUnreadBytes: 1 << 20)
+        var first = ConnectionHarness(gate: gate)
+        var second = ConnectionHarness(gate: gate)
+        first.send("g1\n")
+        second.send("g2\n")
+        #expect(first.dispatched.count == 1 && second.dispatched.isEmpty, "one line in flight for the uid")
+        first.reply()
+        #expect(second.dispatched.isEmpty, "held back until its next event")
+        second.advance(to: 1)
+        #expect(second.dispatched == [Array("g2".utf8)])
+        second.reply()
+        #expect(gate.counts(for: 1000) == (0, 0))
+    }
+
+    @Test func unreadRepliesOfOneConnectionHoldBackTheUIDsOthers() {
+        let gate = GeneralPathGate(maximumLinesInFlight: 10, maximumUnreadBytes: 5)
+        var reader = ConnectionHarness(gate: gate, window: 0)
+        var other = ConnectionHarness(gate: gate)
+        reader.send("g1\n")
+        reader.reply()
+        #expect(gate.counts(for: 1000).unreadBytes == 5, "R:g1 waits unread")
+        other.send("g2\n")
+        #expect(other.dispatched.isEmpty)
+        reader.writable(window: nil)
+        #expect(gate.counts(for: 1000).unreadBytes == 0)
+        other.advance(to: 1)
+        #expect(other.dispatched.count == 1)
+    }
+
+    @Test func closingGivesTheGateBack() {
+        let gate = GeneralPathGate(maximumLinesInFlight: 1, maximumUnreadBytes: 4)
+        var connection = ConnectionHarness(gate: gate, window: 0)
+        connection.send("g1\ng2\n")
+        connection.reply()
+        #expect(gate.counts(for: 1000).linesInFlight == 0 && gate.counts(for: 1000).unreadBytes == 5)
+        connection.advance(to: 1)
+        #expect(connection.dispatched.isEmpty, "its own unread reply holds the uid at the limit")
+        connection.peerGone()
+        #expect(gate.counts(for: 1000) == (0, 0))
+        var inFlight = ConnectionHarness(gate: gate)
+        inFlight.send("g3\n")
+        #expect(gate.counts(for: 1000).linesInFlight == 1)
+        inFlight.peerGone()
+        #expect(gate.counts(for: 1000).linesInFlight == 0, "a line whose connection closed is no longer in flight")
+    }
 }

@@ -30,7 +30,13 @@ struct ClientConnection {
         self.peer = peer
         self.grants = services.access.grants(for: peer)
         let privileged = services.admission.isPrivileged(uid: peer.uid)
-        self.machine = ConnectionStateMachine(limits: services.limits, budget: privileged ? nil : services.requestBudget, uid: peer.uid, now: now)
+        self.machine = ConnectionStateMachine(
+            limits: services.limits,
+            budget: privileged ? nil : services.requestBudget,
+            gate: privileged ? nil : services.generalPathGate,
+            uid: peer.uid,
+            now: now
+        )
         self.auditedAt = now
     }
 

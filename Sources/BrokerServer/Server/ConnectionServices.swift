@@ -14,6 +14,7 @@ final class ConnectionServices: Sendable {
     let logger: Logger
     let limits: ConnectionStateMachine.Limits
     let requestBudget: RequestBytesBudget
+    let generalPathGate = GeneralPathGate()
     let admission: ConnectionAdmission
     /// `token.get`s answered by the fast path (the dispatcher counts the rest).
     let fastTokenGets = Counter(label: BrokerMetrics.rpcRequests, dimensions: [("method", "token.get"), ("code", "ok")])

@@ -15,7 +15,8 @@ import NIOCore
 ///   while no earlier line waits for the general path; otherwise it queues behind them.
 /// - The general path has at most one line of this connection at a time, and gets the next only
 ///   while unread replies are below the high-water mark, so a client that does not read cannot make
-///   the broker build replies for it.
+///   the broker build replies for it; and only while the uid's `GeneralPathGate` lets it, so neither
+///   can a user with many such connections.
 /// - At most `maximumQueuedLines` lines and about `maximumQueuedBytes` bytes wait in the queue;
 ///   beyond that the splitter keeps the rest and the socket is not read.
 /// - Deadlines: replies owed but none taken by the peer for `stalledWriteTimeout`, a partial line not
@@ -79,7 +80,10 @@ struct ConnectionStateMachine {
 
     let limits: Limits
     private let budget: RequestBytesBudget?
+    private let gate: GeneralPathGate?
     private let uid: UInt32
+    /// Unread reply bytes this connection has counted in `gate`.
+    private var countedUnread = 0
     private var splitter: LineSplitter
     private var output: [UInt8] = []
     private var written = 0
@@ -105,11 +109,14 @@ struct ConnectionStateMachine {
 
     private static let keptOutputCapacity = 64 << 10
 
-    /// - Parameter budget: shared by the connections of ordinary callers; nil for the broker's owner
-    ///   and root, whose connections are bounded by the slots kept for them.
-    init(limits: Limits, budget: RequestBytesBudget?, uid: UInt32, now: Double) {
+    /// - Parameters:
+    ///   - budget: shared by the connections of ordinary callers; nil for the broker's owner and
+    ///     root, whose connections are bounded by the slots kept for them.
+    ///   - gate: likewise, nil for the owner and root.
+    init(limits: Limits, budget: RequestBytesBudget?, gate: GeneralPathGate? = nil, uid: UInt32, now: Double) {
         self.limits = limits
         self.budget = budget
+        self.gate = gate
         self.uid = uid
         self.splitter = LineSplitter(maximumLength: limits.maximumLineLength)
         self.pending = PendingLines(limits: limits)
@@ -176,6 +183,8 @@ struct ConnectionStateMachine {
             self.output.removeFirst(self.written)
             self.written = 0
         }
+        // Only a connection that had a general-path reply pending pays for the gate's lock here.
+        if self.countedUnread > 0 { self.countUnread() }
         self.updateStall(now: now)
     }
 
@@ -198,8 +207,12 @@ struct ConnectionStateMachine {
     mutating func replied(_ reply: [UInt8]?, now: Double, answerFast: FastAnswer) {
         guard !self.isClosed else { return }
         self.pending.withGeneralPath = false
+        self.gate?.lineDone(uid: self.uid)
         self.lastActivity = now
-        if let reply { self.output.append(contentsOf: reply) }
+        if let reply {
+            self.output.append(contentsOf: reply)
+            self.countUnread()
+        }
         if self.owedSince == nil, self.unsentOutput > 0 { self.owedSince = now }
         self.updateStall(now: now)
         if self.splitter.isPaused {
@@ -239,7 +252,9 @@ struct ConnectionStateMachine {
             self.reregister = true
             return .shutDownInput
         }
-        if self.stalledSince == nil, let line = self.pending.dispatchNext() {
+        if self.stalledSince == nil, self.pending.canDispatch, self.gate?.admitLine(uid: self.uid) ?? true,
+            let line = self.pending.dispatchNext()
+        {
             self.recount()
             return .dispatch(line)
         }
@@ -338,7 +353,16 @@ struct ConnectionStateMachine {
         return self.budget?.adjust(by: held - self.counted, uid: self.uid) ?? true
     }
 
+    /// Brings this connection's unread replies in `gate` up to date.
+    private mutating func countUnread() {
+        guard let gate = self.gate else { return }
+        let unread = self.unsentOutput
+        gate.adjustUnread(by: unread - self.countedUnread, uid: self.uid)
+        self.countedUnread = unread
+    }
+
     private mutating func close(_ reason: CloseReason) -> Action {
+        if self.pending.withGeneralPath { self.gate?.lineDone(uid: self.uid) }
         self.isClosed = true
         self.inputOpen = false
         self.splitter.discard()
@@ -346,6 +370,7 @@ struct ConnectionStateMachine {
         self.recount()
         self.output = []
         self.written = 0
+        self.countUnread()
         return .close(reason)
     }
 }
@@ -374,6 +399,9 @@ private struct PendingLines {
         self.bytes += line.count
         return self.hasRoom
     }
+
+    /// A line waits and the general path has none of this connection's now.
+    var canDispatch: Bool { !self.withGeneralPath && !self.lines.isEmpty }
 
     /// The next line for the general path, if it has none of this connection's now.
     mutating func dispatchNext() -> [UInt8]? {
