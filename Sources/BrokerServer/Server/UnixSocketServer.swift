@@ -33,8 +33,8 @@ public final class UnixSocketServer: Service, Sendable {
         public var idleTimeout: Double = 300
         /// A request line begun but not finished within this long (while the broker reads) closes the connection.
         public var partialLineTimeout: Double = 30
-        /// Request bytes (unfinished lines and lines waiting for the general path) all connections
-        /// may hold together.
+        /// Request bytes (unfinished lines and lines waiting for the general path) the connections of
+        /// callers other than the broker's owner and root may hold together; any one uid a quarter of it.
         public var maximumHeldRequestBytes = 256 << 20
 
         public init(socketPath: String) {
