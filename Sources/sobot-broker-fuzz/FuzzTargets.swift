@@ -96,13 +96,14 @@ enum FuzzTargets {
         logger.logLevel = .critical
         let home = NSTemporaryDirectory() + "sobot-broker-fuzz-\(getpid())"
         let brokerHome = BrokerHome(paths: BrokerPaths(home: home))
-        guard (try? brokerHome.initialize()) != nil, let store = try? brokerHome.openStore(), let registry = try? ModuleRegistry([])
+        guard (try? brokerHome.initialize()) != nil, let database = try? brokerHome.openStore(), let registry = try? ModuleRegistry([])
         else { fatalError("cannot set up the fuzzing home at \(home)") }
         let client = SobotClient(regions: RegionDirectory(baseURLs: ["sg": "http://127.0.0.1:9"]), logger: logger)
         let clock = SystemClock()
+        let store = AsyncSQLiteStore(database)
         let tokens = TokenManager(
             store: store,
-            issuer: SobotTokenIssuer(store: store, client: client, clock: clock, logger: logger),
+            issuer: SobotTokenIssuer(store: database, client: client, clock: clock, logger: logger),
             clock: clock,
             policy: TokenPolicy(),
             logger: logger

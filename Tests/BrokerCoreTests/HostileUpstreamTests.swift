@@ -104,11 +104,11 @@ import Testing
         let fixture = try await TokenEngineFixture()
         let key = try fixture.addTenants(1)[0]
         let now = Int64(SystemClock().unixNow())
-        try fixture.store.save(StoredToken(key: key, value: row.value, issuedAt: now - row.issuedAgo, expiresAt: now + row.expiresIn))
+        try fixture.store.save(StoredToken(key: key, value: row.value, issuedAt: Double(now - row.issuedAgo), expiresAt: Double(now + row.expiresIn)))
         #expect(try fixture.store.token(for: key, expiringAfter: now) == nil)
         let loaded = try fixture.store.loadTokens(expiringAfter: now)
         #expect(loaded.tokens.isEmpty && loaded.unreadable.isEmpty, "missing, not unreadable: it opens")
-        try fixture.store.save(StoredToken(key: key, value: "good-token", issuedAt: now, expiresAt: now + 7200))
+        try fixture.store.save(StoredToken(key: key, value: "good-token", issuedAt: Double(now), expiresAt: Double(now + 7200)))
         #expect(try fixture.store.token(for: key, expiringAfter: now)?.value == "good-token", "a sound token still is")
         await fixture.shutdown()
     }

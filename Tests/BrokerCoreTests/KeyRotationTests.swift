@@ -13,10 +13,14 @@ import Testing
         return home
     }
 
-    @Test func rotationReSealsEverySecretAndRetiresTheOldKey() throws {
+    func rotate(_ home: BrokerHome) async throws -> KeyRotation.Report {
+        try await KeyRotation.rotate(home: home, store: AsyncSQLiteStore(home.openStore()))
+    }
+
+    @Test func rotationReSealsEverySecretAndRetiresTheOldKey() async throws {
         let directory = TemporaryDirectory("rot")
         let home = try initializedHome(directory)
-        let report = try KeyRotation.rotate(home: home)
+        let report = try await self.rotate(home)
         #expect(report.activeKeyID == 2)
         #expect(report.resealedSecrets == 101)
         #expect(report.retiredKeyIDs == [1])
@@ -25,10 +29,10 @@ import Testing
         #expect(try store.keyIDsInUse() == [2])
         #expect(try store.credential(for: TokenKey(tenant: "tenant-42", region: "us"))?.appKey == "PLAINTEXT-APPKEY-us-42")
         #expect(try store.loadTokens(expiringAfter: 0).tokens.first?.value == "tok-1")
-        #expect(try KeyRotation.rotate(home: home).activeKeyID == 3)
+        #expect(try await self.rotate(home).activeKeyID == 3)
     }
 
-    @Test func aFailureMidRotationLeavesTheOldStateReadable() throws {
+    @Test func aFailureMidRotationLeavesTheOldStateReadable() async throws {
         let directory = TemporaryDirectory("rotf")
         let home = try initializedHome(directory)
         // Make the last secret the rotation meets unreadable: it fails after re-sealing the others.
@@ -37,7 +41,7 @@ import Testing
             .seal("x", for: SecretBinding(tenant: "tenant-1", region: "sg", field: .token))
         try store.save(StoredToken(key: TokenKey(tenant: "tenant-1", region: "sg"), value: "placeholder", issuedAt: 1, expiresAt: 9_999_999_999))
         try Self.overwriteToken(home: home, with: bogus)
-        #expect(throws: StoreError.self) { try KeyRotation.rotate(home: home) }
+        await #expect(throws: StoreError.self) { try await self.rotate(home) }
         let after = try home.openStore()
         #expect(try after.keyIDsInUse() == [1])
         for index in 0..<50 {
@@ -80,7 +84,7 @@ import Testing
         for _ in 0..<3 {
             try await Task.sleep(for: .milliseconds(150))
             do {
-                _ = try await onThread { try KeyRotation.rotate(home: home) }
+                _ = try await self.rotate(home)
             } catch {
                 rotationFailures.append("\(error)")
             }

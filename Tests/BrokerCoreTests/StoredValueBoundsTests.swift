@@ -10,7 +10,7 @@ import Testing
     func aStoredRuleWhoseIDNoUIDHoldsNamesNobody(_ stored: Int64) throws {
         let directory = TemporaryDirectory("rule")
         let path = directory.file("broker.db")
-        let store = try TenantStore(path: path, sealer: SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)])))
+        let store = try SQLiteStore(path: path, sealer: SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)])))
         try store.grant(AccessRule(subject: .uid(1000), tenant: "*", methods: ["*"]), now: 1)
         try store.grant(AccessRule(subject: .gid(2000), tenant: "*", methods: ["token.get"]), now: 1)
         try SQLiteConnection(path: path).statement("UPDATE access_rules SET subject_id = ? WHERE subject_kind = 'uid'").run([.integer(stored)])

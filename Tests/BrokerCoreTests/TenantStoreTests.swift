@@ -22,11 +22,11 @@ import Testing
         let sealer = SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)]))
         let path = directory.file("broker.db")
         do {
-            let store = try TenantStore(path: path, sealer: sealer)
+            let store = try SQLiteStore(path: path, sealer: sealer)
             let report = try store.upsert(Self.definitions(1000), now: 100)
-            #expect(report == TenantStore.UpsertReport(tenantsAdded: 1000, tenantsUpdated: 0, credentialsWritten: 2000))
+            #expect(report == UpsertReport(tenantsAdded: 1000, tenantsUpdated: 0, credentialsWritten: 2000))
         }
-        let reopened = try TenantStore(path: path, sealer: sealer)
+        let reopened = try SQLiteStore(path: path, sealer: sealer)
         let summaries = try reopened.summaries()
         #expect(summaries.count == 1000)
         #expect(summaries.allSatisfy { $0.regions.map(\.region) == ["sg", "us"] })
@@ -39,7 +39,7 @@ import Testing
     @Test func databaseFilesNeverHoldPlaintextKeysOrTokens() throws {
         let directory = TemporaryDirectory("raw")
         let sealer = SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)]))
-        let store = try TenantStore(path: directory.file("broker.db"), sealer: sealer)
+        let store = try SQLiteStore(path: directory.file("broker.db"), sealer: sealer)
         try store.upsert(Self.definitions(200, keyPrefix: "ZQX-SECRET"), now: 100)
         try store.save(StoredToken(key: TokenKey(tenant: "tenant-3", region: "sg"), value: "TOKEN-PLAINTEXT-0042", issuedAt: 100, expiresAt: 9_999_999_999))
         var checked = 0
@@ -57,7 +57,7 @@ import Testing
 
     @Test func upsertKeepsNamesAndDropsTheTokenWhenTheAppIDChanges() throws {
         let directory = TemporaryDirectory("ups")
-        let store = try TenantStore(path: directory.file("b.db"), sealer: SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)])))
+        let store = try SQLiteStore(path: directory.file("b.db"), sealer: SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)])))
         try store.upsert(Self.definitions(1), now: 1)
         let key = TokenKey(tenant: "tenant-0", region: "sg")
         try store.save(StoredToken(key: key, value: "tok", issuedAt: 1, expiresAt: 10_000))
@@ -70,7 +70,7 @@ import Testing
 
     @Test func removeDeletesARegionOrTheWholeTenantWithTokens() throws {
         let directory = TemporaryDirectory("rm")
-        let store = try TenantStore(path: directory.file("b.db"), sealer: SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)])))
+        let store = try SQLiteStore(path: directory.file("b.db"), sealer: SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)])))
         try store.upsert(Self.definitions(2), now: 1)
         try store.save(StoredToken(key: TokenKey(tenant: "tenant-0", region: "us"), value: "tok", issuedAt: 1, expiresAt: 10_000))
         #expect(try store.remove(tenant: "tenant-0", region: "us").credentials == 1)
@@ -87,15 +87,15 @@ import Testing
         let sealer = SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)]))
         let key = TokenKey(tenant: "tenant-0", region: "sg")
         do {
-            let store = try TenantStore(path: directory.file("b.db"), sealer: sealer)
+            let store = try SQLiteStore(path: directory.file("b.db"), sealer: sealer)
             try store.upsert(Self.definitions(1), now: 1)
             try store.save(StoredToken(key: key, value: "tok", issuedAt: 1, expiresAt: 10_000))
         }
         // What a database written by the previous release looks like.
         let older = try SQLiteConnection(path: directory.file("b.db"))
-        try older.execute("DROP TABLE sealing_key; PRAGMA user_version = 2")
-        let reopened = try TenantStore(path: directory.file("b.db"), sealer: sealer)
-        #expect(try older.userVersion == 3)
+        try older.execute("DROP TABLE sealing_key; ALTER TABLE credentials DROP COLUMN generation; PRAGMA user_version = 2")
+        let reopened = try SQLiteStore(path: directory.file("b.db"), sealer: sealer)
+        #expect(try older.userVersion == 4)
         #expect(try reopened.credential(for: key)?.appKey == "PLAINTEXT-APPKEY-sg-0")
         #expect(try reopened.loadTokens(expiringAfter: 5).tokens.map(\.value) == ["tok"])
         try reopened.save(StoredToken(key: key, value: "tok-2", issuedAt: 2, expiresAt: 10_000))
@@ -104,7 +104,7 @@ import Testing
 
     @Test func removingATenantRemovesTheRulesNamingItButNotWildcardsOrOtherTenants() throws {
         let directory = TemporaryDirectory("rmr")
-        let store = try TenantStore(path: directory.file("b.db"), sealer: SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)])))
+        let store = try SQLiteStore(path: directory.file("b.db"), sealer: SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)])))
         try store.upsert(Self.definitions(2), now: 1)
         try store.grant(AccessRule(subject: .uid(1000), tenant: "tenant-0", methods: ["token.get"]), now: 1)
         try store.grant(AccessRule(subject: .gid(50), tenant: "tenant-0", methods: ["*"]), now: 1)

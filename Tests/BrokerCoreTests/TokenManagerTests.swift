@@ -57,7 +57,7 @@ import Testing
         let calls = fixture.simulator.tokenRequestCount
         #expect(calls == 3)
 
-        let reopened = try TenantStore(path: fixture.directory.file("broker.db"), sealer: SecretSealer(keyring: fixture.keyring))
+        let reopened = try SQLiteStore(path: fixture.directory.file("broker.db"), sealer: SecretSealer(keyring: fixture.keyring))
         let second = fixture.makeManager(policy: TokenEngineFixture.unpacedPolicy, store: reopened)
         try await second.start()
         for (index, key) in keys.enumerated() {

@@ -29,7 +29,7 @@ import Testing
         #expect(second != first)
         #expect(!fixture.simulator.isCurrent(token: first), "get_token revoked the token it replaced")
 
-        let reopened = try TenantStore(path: fixture.directory.file("broker.db"), sealer: SecretSealer(keyring: fixture.keyring))
+        let reopened = try SQLiteStore(path: fixture.directory.file("broker.db"), sealer: SecretSealer(keyring: fixture.keyring))
         let restarted = fixture.makeManager(store: reopened)
         try await restarted.start()
         #expect(restarted.cache.freshToken(for: key, now: fixture.clock.monotonicNow())?.value != first)
@@ -63,7 +63,7 @@ import Testing
         try blocker.execute("ROLLBACK")
 
         // The stored token was never superseded: a restart holds it again, without an upstream call.
-        let reopened = try TenantStore(path: fixture.directory.file("broker.db"), sealer: SecretSealer(keyring: fixture.keyring))
+        let reopened = try SQLiteStore(path: fixture.directory.file("broker.db"), sealer: SecretSealer(keyring: fixture.keyring))
         let restarted = fixture.makeManager(store: reopened)
         try await restarted.start()
         let held = await restarted.statuses()

@@ -43,7 +43,7 @@ import Testing
         let daemon = try await RunningDaemon(tenants: 1, start: false)
         let now = Int64(Date().timeIntervalSince1970)
         let store = try BrokerHome(paths: BrokerPaths(home: daemon.home)).openStore()
-        try store.save(StoredToken(key: TokenKey(tenant: "t0", region: "sg"), value: value, issuedAt: now, expiresAt: now + expiresIn))
+        try store.save(StoredToken(key: TokenKey(tenant: "t0", region: "sg"), value: value, issuedAt: Double(now), expiresAt: Double(now + expiresIn)))
         try await daemon.start()
         let token = try await daemon.call("token.get", ["tenant": "t0"]).get()
         #expect(token["token"] != .string(value))

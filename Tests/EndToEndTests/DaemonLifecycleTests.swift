@@ -56,7 +56,7 @@ import Testing
             }
         }
         // Each request is held 1.5 s at the upstream: once all 50 have arrived there, all are in flight.
-        let inFlight = await eventually(timeout: 5) { daemon.simulator.tokenRequestCount >= 50 }
+        let inFlight = await eventually(timeout: 15) { daemon.simulator.tokenRequestCount >= 50 }
         #expect(inFlight, "the requests are in flight upstream")
         daemon.process?.signal(SIGTERM)
         var answered = 0

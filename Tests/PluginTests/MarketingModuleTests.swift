@@ -19,7 +19,7 @@ import Testing
             try self.fixture.addTenants(tenants)
             self.manager = self.fixture.makeManager(policy: TokenEngineFixture.unpacedPolicy)
             try await self.manager.start()
-            let upstream = BrokerUpstream(tokens: self.manager, client: self.fixture.client, store: self.fixture.store, logger: self.fixture.logger)
+            let upstream = BrokerUpstream(tokens: self.manager, client: self.fixture.client, store: AsyncSQLiteStore(self.fixture.store), logger: self.fixture.logger)
             self.context = ModuleContext(upstream: upstream, logger: self.fixture.logger, clock: self.fixture.clock)
             self.registry = try ModuleRegistry([MarketingModule(), CRMModule()])
         }

@@ -7,7 +7,7 @@ import SobotSimulator
 public final class TokenEngineFixture: Sendable {
     public let directory = TemporaryDirectory("eng")
     public let simulator: SobotSimulator
-    public let store: TenantStore
+    public let store: SQLiteStore
     public let client: SobotClient
     public let clock: any BrokerClock
     public let port: Int
@@ -20,7 +20,7 @@ public final class TokenEngineFixture: Sendable {
         self.simulator = SobotSimulator(tokenTTL: tokenTTL)
         self.port = try await self.simulator.start()
         self.keyring = MasterKeyring(keys: [try MasterKey(randomWithID: 1)])
-        self.store = try TenantStore(path: self.directory.file("broker.db"), sealer: SecretSealer(keyring: self.keyring))
+        self.store = try SQLiteStore(path: self.directory.file("broker.db"), sealer: SecretSealer(keyring: self.keyring))
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         self.logger = logger
@@ -48,10 +48,10 @@ public final class TokenEngineFixture: Sendable {
         return definitions.map { TokenKey(tenant: $0.id, region: Self.region) }
     }
 
-    public func makeManager(policy: TokenPolicy = TokenPolicy(), store: TenantStore? = nil) -> TokenManager {
+    public func makeManager(policy: TokenPolicy = TokenPolicy(), store: SQLiteStore? = nil) -> TokenManager {
         let store = store ?? self.store
         return TokenManager(
-            store: store,
+            store: AsyncSQLiteStore(store),
             issuer: SobotTokenIssuer(store: store, client: self.client, clock: self.clock, logger: self.logger),
             clock: self.clock,
             policy: policy,

@@ -37,7 +37,7 @@ public struct AccessRule: Sendable, Equatable {
     }
 }
 
-extension TenantStore {
+extension SQLiteStore {
     /// Adds or replaces the rule for (subject, tenant).
     public func grant(_ rule: AccessRule, now: Int64) throws {
         let (kind, id) = rule.subject.columns

@@ -1,5 +1,4 @@
 import Logging
-import NIOPosix
 
 /// The broker's `UpstreamCalling`: the token manager supplies the token, `SobotClient` makes the call.
 ///
@@ -9,10 +8,10 @@ import NIOPosix
 public struct BrokerUpstream: UpstreamCalling {
     let tokens: TokenManager
     let client: SobotClient
-    let store: TenantStore
+    let store: any BrokerStore
     let logger: Logger
 
-    public init(tokens: TokenManager, client: SobotClient, store: TenantStore, logger: Logger) {
+    public init(tokens: TokenManager, client: SobotClient, store: any BrokerStore, logger: Logger) {
         self.tokens = tokens
         self.client = client
         self.store = store
@@ -50,9 +49,8 @@ public struct BrokerUpstream: UpstreamCalling {
     }
 
     public func tenantIDs() async throws(ModuleError) -> [String] {
-        let store = self.store
         do {
-            return try await NIOThreadPool.singleton.runIfActive { try store.summaries().map(\.id) }
+            return try await self.store.summaries().map(\.id)
         } catch {
             throw .internalError("cannot list tenants: \(error)")
         }

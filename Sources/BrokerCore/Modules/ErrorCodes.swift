@@ -22,6 +22,7 @@ extension ModuleError {
         case .token(.regionRequired): ErrorCode.invalidParams
         case .token(.upstream(let upstream)), .upstream(let upstream): Self.code(for: upstream)
         case .token(.storage), .internalError: ErrorCode.internalError
+        case .token(.uncoordinated): ErrorCode.upstreamUnavailable
         }
     }
 

@@ -15,15 +15,14 @@ public enum KeyRotation {
         public let retiredKeyIDs: [UInt32]
     }
 
-    public static func rotate(home: BrokerHome) throws -> Report {
-        let store = try home.openStore()
-        let (keyring, resealed) = try store.resealAll {
+    public static func rotate(home: BrokerHome, store: any BrokerStore) async throws -> Report {
+        let (keyring, resealed) = try await store.resealAll {
             let extended = try home.loadKeyring().addingFreshKey()
             try MasterKeyFile.write(extended, to: home.paths.masterKey)
             return extended
         }
         let activeID = keyring.active.id
-        let retired = try store.withKeyIDsInUse { inUse -> [UInt32] in
+        let retired = try await store.withKeyIDsInUse { inUse -> [UInt32] in
             // Only a writer that ignores the recorded version (an older sobot-broker) can have sealed
             // with another one since; keep every version rather than risk losing its secret.
             guard inUse.isSubset(of: [activeID]) else { return [] }

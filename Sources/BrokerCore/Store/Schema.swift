@@ -48,6 +48,11 @@ enum Schema {
             key_id INTEGER NOT NULL
         );
         """,
+        // v4: a generation per credential, bumped with every token stored for it: a reader that
+        // holds a newer one knows a read it started earlier is out of date.
+        """
+        ALTER TABLE credentials ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     /// Applies every migration the database has not seen yet, each in its own transaction.

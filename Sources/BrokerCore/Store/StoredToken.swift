@@ -1,15 +1,23 @@
-/// A token as persisted: the opened value plus its issue and expiry times (Unix seconds).
+/// A token as persisted: the opened value plus its issue and expiry times (Unix seconds on the
+/// reader's wall clock: a store whose database keeps its own clock rebases them when it reads).
+///
+/// `revision` is the credential's revision the token was fetched under and `generation` counts the
+/// tokens stored for the key: a reader holding a newer generation knows a read is out of date.
 public struct StoredToken: Sendable, Equatable {
     public var key: TokenKey
     public var value: String
-    public var issuedAt: Int64
-    public var expiresAt: Int64
+    public var issuedAt: Double
+    public var expiresAt: Double
+    public var revision: Int64
+    public var generation: Int64
 
-    public init(key: TokenKey, value: String, issuedAt: Int64, expiresAt: Int64) {
+    public init(key: TokenKey, value: String, issuedAt: Double, expiresAt: Double, revision: Int64 = 0, generation: Int64 = 0) {
         self.key = key
         self.value = value
         self.issuedAt = issuedAt
         self.expiresAt = expiresAt
+        self.revision = revision
+        self.generation = generation
     }
 }
 
@@ -44,4 +52,14 @@ public struct Credential: Sendable {
     public var key: TokenKey
     public var appid: String
     public var appKey: String
+    /// The credential's revision when it was read: a token fetched with it is stored only while
+    /// the credential still has this revision.
+    public var revision: Int64
+
+    public init(key: TokenKey, appid: String, appKey: String, revision: Int64) {
+        self.key = key
+        self.appid = appid
+        self.appKey = appKey
+        self.revision = revision
+    }
 }

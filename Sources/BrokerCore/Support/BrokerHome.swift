@@ -37,11 +37,11 @@ public struct BrokerHome: Sendable {
     }
 
     /// Opens the tenant store with the current keyring; fails when the home is not initialised.
-    public func openStore() throws -> TenantStore {
+    public func openStore() throws -> SQLiteStore {
         try self.openStore(keyring: try self.loadKeyring())
     }
 
-    public func openStore(keyring: MasterKeyring) throws -> TenantStore {
-        try TenantStore(path: self.paths.database, sealer: SecretSealer(keyring: keyring))
+    public func openStore(keyring: MasterKeyring) throws -> SQLiteStore {
+        try SQLiteStore(path: self.paths.database, sealer: SecretSealer(keyring: keyring))
     }
 }

@@ -7,6 +7,9 @@ public enum TokenError: Error, Sendable, Equatable, CustomStringConvertible {
     case upstream(SobotError)
     /// The store could not be read (the message never holds a secret).
     case storage(String)
+    /// No refresh could be agreed with the other brokers (the cluster's database is unreachable),
+    /// so none was made: a fetch nobody coordinates could knock out another broker's token.
+    case uncoordinated(String)
 
     public var description: String {
         switch self {
@@ -16,6 +19,7 @@ public enum TokenError: Error, Sendable, Equatable, CustomStringConvertible {
             "tenant \"\(tenant)\" has several regions (\(regions.joined(separator: ", "))); pass region"
         case .upstream(let error): error.description
         case .storage(let message): "token store error: \(message)"
+        case .uncoordinated(let reason): "no token available: \(reason)"
         }
     }
 }

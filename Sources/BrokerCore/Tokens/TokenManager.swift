@@ -16,11 +16,11 @@ public actor TokenManager: Service {
     public nonisolated let cache: TokenCache
     public nonisolated let clock: any BrokerClock
     private let issuer: any TokenIssuing
-    private let store: TenantStore
+    private let store: any BrokerStore
     private let policy: TokenPolicy
     private let logger: Logger
 
-    private typealias Fetch = Task<Result<LiveToken, TokenError>, Never>
+    private typealias Fetch = Task<Result<IssueOutcome, TokenError>, Never>
 
     /// A class, not a struct: `slots` has 2^18 buckets at 100,000 keys, and a bucket holding a
     /// reference instead of this whole record saves about 20 MB there. Only this actor touches it.
@@ -28,6 +28,9 @@ public actor TokenManager: Service {
         /// The credential's revision in the store when this slot last (re)loaded it.
         var revision: Int64
         var token: LiveToken?
+        /// The credential revision `token` belongs to, and its generation (see `HeldToken`).
+        var tokenRevision: Int64 = 0
+        var generation: Int64 = 0
         var fetch: Fetch?
         /// When the refresher should fetch next (monotonic); nil while the key waits in its region's queue.
         var refreshAt: Double?
@@ -54,10 +57,12 @@ public actor TokenManager: Service {
     private var pacers: [String: RegionPacer] = [:]
     private var sleeper: Task<Void, Never>?
     private var sleepingUntil = Double.infinity
+    /// The reload in progress: reloads run one at a time, so two never interleave their reads.
+    private var reloading: Task<Void, any Error>?
 
     /// - Parameter encoder: see `TokenCache.init(encoder:)`.
     public init(
-        store: TenantStore,
+        store: any BrokerStore,
         issuer: any TokenIssuing,
         clock: any BrokerClock,
         policy: TokenPolicy,
@@ -84,12 +89,26 @@ public actor TokenManager: Service {
     /// removed ones stop being served at once, and a replaced credential forgets its failures (and its
     /// token, if the store no longer holds it: the appid changed, or the token was withdrawn for a
     /// fetch whose result could not be stored).
+    ///
+    /// Reloads run one at a time. A token fetched or adopted while a reload reads is kept: the reload
+    /// replaces a held token only with a newer generation, and drops one only when it belongs to a
+    /// credential revision older than the store's.
     public func reload() async throws {
+        while let running = self.reloading {
+            _ = try? await running.value
+        }
+        let reload = Task { try await self.reloadFromStore() }
+        self.reloading = reload
+        defer { self.reloading = nil }
+        try await reload.value
+    }
+
+    private func reloadFromStore() async throws {
         let store = self.store
+        let revisions = try await store.credentialRevisions()
         let now = self.clock.monotonicNow()
         let unixOffset = self.clock.unixOffset()
         let unixNow = Int64(now + unixOffset)
-        let revisions = try await NIOThreadPool.singleton.runIfActive { try store.credentialRevisions() }
         for key in self.slots.keys where revisions[key] == nil {
             self.forget(key)
         }
@@ -103,34 +122,39 @@ public actor TokenManager: Service {
         let stored: [StoredToken]
         if added.count > 256 {
             let wanted = Set(reread)
-            let loaded = try await NIOThreadPool.singleton.runIfActive { try store.loadTokens(expiringAfter: unixNow) }
+            let loaded = try await store.loadTokens(expiringAfter: unixNow)
             stored = loaded.tokens.filter { wanted.contains($0.key) }
             if !loaded.unreadable.isEmpty {
                 self.logger.warning("stored tokens could not be opened; fetching new ones", metadata: ["count": "\(loaded.unreadable.count)"])
             }
         } else {
-            stored = try await NIOThreadPool.singleton.runIfActive {
-                try reread.compactMap { try store.token(for: $0, expiringAfter: unixNow) }
+            var found: [StoredToken] = []
+            for key in reread {
+                if let token = try await store.token(for: key, expiringAfter: unixNow) { found.append(token) }
             }
+            stored = found
         }
         let storedByKey = Dictionary(stored.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
         var retryNow: [TokenKey] = []
         for (key, revision) in changed {
-            guard let slot = self.slots[key] else { continue }
+            guard let slot = self.slots[key], revision > slot.revision else { continue }
             if slot.failures > 0 { retryNow.append(key) }
             slot.revision = revision
             slot.failures = 0
             slot.blockedUntil = nil
             slot.lastError = nil
-            if storedByKey[key]?.value != slot.token?.value {
+            // A token the store no longer holds for the new revision belonged to the old credential
+            // (its appid changed); one fetched under the new revision meanwhile is kept.
+            if slot.token != nil, slot.tokenRevision < revision, storedByKey[key]?.value != slot.token?.value {
                 slot.token = nil
                 self.cache.clearToken(key)
             }
         }
-        for key in reread where self.slots[key]?.token == nil {
-            if let token = storedByKey[key] {
-                self.adopt(Self.liveToken(from: token, unixOffset: unixOffset), for: key, now: now)
-            } else {
+        for key in reread {
+            guard let slot = self.slots[key] else { continue }
+            if let stored = storedByKey[key], slot.token == nil || stored.generation > slot.generation {
+                self.adopt(Self.heldToken(from: stored, unixOffset: unixOffset), for: key, now: now)
+            } else if slot.token == nil, slot.fetch == nil {
                 self.schedule(key, at: now)
             }
         }
@@ -144,20 +168,45 @@ public actor TokenManager: Service {
     }
 
     /// A persisted token placed on the monotonic clock: its stamps are Unix seconds.
-    private static func liveToken(from stored: StoredToken, unixOffset: Double) -> LiveToken {
-        LiveToken(
+    static func heldToken(from stored: StoredToken, unixOffset: Double) -> HeldToken {
+        let live = LiveToken(
             value: stored.value,
-            issuedAt: Double(stored.issuedAt) - unixOffset,
-            expiresAt: Double(stored.expiresAt) - unixOffset,
-            expiresAtUnix: stored.expiresAt
+            issuedAt: stored.issuedAt - unixOffset,
+            expiresAt: stored.expiresAt - unixOffset,
+            expiresAtUnix: Int64(stored.expiresAt.rounded(.down))
         )
+        return HeldToken(live: live, revision: stored.revision, generation: stored.generation)
     }
 
-    private func adopt(_ token: LiveToken, for key: TokenKey, now: Double) {
-        self.slots[key]?.token = token
-        self.cache.store(token, for: key)
-        let due = RefreshSchedule.refreshTime(for: token, key: key, policy: self.policy)
+    /// Makes `token` the key's live token and schedules its refresh.
+    private func adopt(_ token: HeldToken, for key: TokenKey, now: Double) {
+        guard let slot = self.slots[key] else { return }
+        slot.token = token.live
+        slot.tokenRevision = token.revision
+        slot.generation = token.generation
+        if slot.revision == 0 { slot.revision = token.revision }
+        self.cache.store(token.live, for: key)
+        let due = RefreshSchedule.refreshTime(for: token.live, key: key, policy: self.policy)
         self.schedule(key, at: max(due, now))
+    }
+
+    /// Takes a token another broker stored (told by a notification or a poll): adopted when it is
+    /// newer than the one held and belongs to the credential revision held; otherwise ignored.
+    public func adoptStored(_ stored: StoredToken) {
+        guard let slot = self.slots[stored.key], stored.generation > slot.generation, stored.revision >= slot.revision else { return }
+        let now = self.clock.monotonicNow()
+        let held = Self.heldToken(from: stored, unixOffset: self.clock.unixOffset())
+        guard held.live.isUnexpired(at: now) else { return }
+        slot.failures = 0
+        slot.blockedUntil = nil
+        slot.lastError = nil
+        self.adopt(held, for: stored.key, now: now)
+    }
+
+    /// The generation of the token held for `key`, if any key is tracked: what a watcher compares
+    /// a stored row against before reading its secret.
+    public func heldGeneration(of key: TokenKey) -> Int64? {
+        self.slots[key]?.generation
     }
 
     private func forget(_ key: TokenKey) {
@@ -179,7 +228,7 @@ public actor TokenManager: Service {
         let store = self.store
         let storedKeys: [TokenKey]
         do {
-            storedKeys = try await NIOThreadPool.singleton.runIfActive { try store.credentialKeys(ofTenant: tenant) }
+            storedKeys = try await store.credentialKeys(ofTenant: tenant)
         } catch {
             throw .storage(String(describing: error))
         }
@@ -207,7 +256,7 @@ public actor TokenManager: Service {
             if let token = slot.token, token.isUnexpired(at: now) { return token }
             throw slot.lastError ?? .upstream(.unavailable("backing off after upstream failures"))
         }
-        return try await self.finish(self.startFetch(key, paced: false), for: key, fallBack: true)
+        return try await self.finish(self.startFetch(key, purpose: .onDemand), for: key, fallBack: true)
     }
 
     /// Compare-and-refresh: fetches a new token only if `reported` is still the current one, once
@@ -220,13 +269,19 @@ public actor TokenManager: Service {
             throw slot.lastError ?? .upstream(.unavailable("backing off after upstream failures"))
         }
         self.logger.info("token reported stale; refreshing", metadata: ["key": "\(key)"])
-        return try await self.finish(self.startFetch(key, paced: false), for: key, fallBack: false)
+        return try await self.finish(self.startFetch(key, purpose: .onDemand), for: key, fallBack: false)
     }
 
     private func finish(_ fetch: Fetch, for key: TokenKey, fallBack: Bool) async throws(TokenError) -> LiveToken {
         switch await fetch.value {
-        case .success(let token):
-            return token
+        case .success(.token(let token, _)):
+            // The slot may hold a newer one by now (adopted from another broker meanwhile).
+            if let held = self.slots[key]?.token, self.slots[key]?.generation ?? 0 > token.generation { return held }
+            return token.live
+        case .success(.deferred):
+            // A background fetch this caller joined found another broker refreshing: wait for that.
+            if let token = self.slots[key]?.token, token.isFresh(at: self.clock.monotonicNow()) { return token }
+            return try await self.finish(self.startFetch(key, purpose: .onDemand), for: key, fallBack: fallBack)
         case .failure(let error):
             if fallBack, let token = self.slots[key]?.token, token.isUnexpired(at: self.clock.monotonicNow()) { return token }
             throw error
@@ -235,24 +290,27 @@ public actor TokenManager: Service {
 
     // MARK: Fetching
 
-    private func startFetch(_ key: TokenKey, paced: Bool) -> Fetch {
+    private func startFetch(_ key: TokenKey, purpose: FetchPurpose) -> Fetch {
         if let existing = self.slots[key]?.fetch { return existing }
+        guard let slot = self.slots[key] else { return Fetch { .failure(.unknownRegion(tenant: key.tenant, region: key.region)) } }
         let issuer = self.issuer
+        let basis = FetchBasis(revision: slot.revision, generation: slot.generation)
         let fetch = Fetch {
-            let result: Result<LiveToken, TokenError>
+            let result: Result<IssueOutcome, TokenError>
             do throws(TokenError) {
-                result = .success(try await issuer.issueToken(for: key))
+                result = .success(try await issuer.issueToken(for: key, basis: basis, purpose: purpose))
             } catch {
                 result = .failure(error)
             }
-            self.complete(key, with: result, paced: paced)
+            self.complete(key, with: result, purpose: purpose)
             return result
         }
-        self.slots[key]?.fetch = fetch
+        slot.fetch = fetch
         return fetch
     }
 
-    private func complete(_ key: TokenKey, with result: Result<LiveToken, TokenError>, paced: Bool) {
+    private func complete(_ key: TokenKey, with result: Result<IssueOutcome, TokenError>, purpose: FetchPurpose) {
+        let paced = purpose == .background
         if paced {
             self.pacers[key.region]?.inFlight -= 1
             self.wake(before: 0)
@@ -262,14 +320,20 @@ public actor TokenManager: Service {
         slot.fetch = nil
         let now = self.clock.monotonicNow()
         switch result {
-        case .success(let token):
-            slot.token = token
+        case .success(.token(let token, _)) where token.revision < slot.revision:
+            // Fetched for a credential replaced meanwhile: never served; fetch for the new one.
+            self.logger.info("dropped a token fetched for a replaced credential", metadata: ["key": "\(key)"])
+            self.schedule(key, at: now)
+        case .success(.token(let token, let fetchedHere)):
             slot.failures = 0
             slot.blockedUntil = nil
             slot.lastError = nil
-            slot.lastRefreshAt = self.clock.unixNow()
-            self.cache.store(token, for: key)
-            self.schedule(key, at: RefreshSchedule.refreshTime(for: token, key: key, policy: self.policy))
+            if fetchedHere { slot.lastRefreshAt = self.clock.unixNow() }
+            if token.generation >= slot.generation {
+                self.adopt(token, for: key, now: now)
+            }
+        case .success(.deferred(let retryAfter)):
+            self.schedule(key, at: now + retryAfter)
         case .failure(.unknownRegion), .failure(.unknownTenant):
             self.logger.info("credential removed; no longer tracked", metadata: ["key": "\(key)"])
             self.forget(key)
@@ -277,9 +341,17 @@ public actor TokenManager: Service {
             slot.failures += 1
             slot.lastError = error
             let delay: Double
-            if case .upstream(let upstream) = error, !upstream.isRecoverable {
+            switch error {
+            case .upstream(let upstream) where !upstream.isRecoverable:
                 delay = self.policy.rejectionHold
-            } else {
+            case .uncoordinated:
+                // The database is away: no backoff to grow, look again soon. Whoever watches the
+                // database logs the outage once; a line per key would bury it.
+                delay = Double.random(in: self.policy.coordinationRetry)
+                slot.blockedUntil = now + delay
+                self.schedule(key, at: now + delay)
+                return
+            default:
                 delay = RefreshSchedule.backoff(afterFailures: slot.failures, policy: self.policy)
             }
             slot.blockedUntil = now + delay
@@ -294,12 +366,15 @@ public actor TokenManager: Service {
         }
     }
 
-    private static func outcomeLabel(_ result: Result<LiveToken, TokenError>) -> String {
+    private static func outcomeLabel(_ result: Result<IssueOutcome, TokenError>) -> String {
         switch result {
-        case .success: "ok"
+        case .success(.token(_, fetchedHere: true)): "ok"
+        case .success(.token(_, fetchedHere: false)): "adopted"
+        case .success(.deferred): "deferred"
         case .failure(.upstream(.rejected)): "rejected"
         case .failure(.upstream(.unavailable)): "unavailable"
         case .failure(.storage): "storage"
+        case .failure(.uncoordinated): "uncoordinated"
         case .failure: "removed"
         }
     }
@@ -353,7 +428,7 @@ public actor TokenManager: Service {
     private func startPacedFetches(now: Double) {
         for region in Array(self.pacers.keys) {
             while let key = self.nextPacedKey(in: region, now: now) {
-                _ = self.startFetch(key, paced: true)
+                _ = self.startFetch(key, purpose: .background)
             }
         }
     }

@@ -10,6 +10,9 @@ public struct TokenPolicy: Sendable {
     /// How long a non-recoverable rejection (bad signature, no API configuration, edition) is held
     /// before the upstream is asked again.
     public var rejectionHold: Double = 600
+    /// Seconds before a key whose refresh could not be coordinated (the cluster's database is away)
+    /// is tried again, drawn at random so that keys do not retry together.
+    public var coordinationRetry: ClosedRange<Double> = 2...5
     /// Background acquisition per region: at most this many starts per second…
     public var backgroundRatePerRegion: Double = 20
     /// …and at most this many in flight. On-demand requests bypass both.

@@ -20,13 +20,12 @@ public final class AccessControl: Sendable {
     }
 
     /// The policy in `store`, owned by this process's uid.
-    public static func load(from store: TenantStore) throws -> AccessControl {
-        AccessControl(policy: AccessPolicy(ownerUID: getuid(), rules: try store.accessRules()))
+    public static func load(from store: any BrokerStore) async throws -> AccessControl {
+        AccessControl(policy: AccessPolicy(ownerUID: getuid(), rules: try await store.accessRules()))
     }
 
-    public func reload(from store: TenantStore) async throws {
-        let rules = try await NIOThreadPool.singleton.runIfActive { try store.accessRules() }
-        self.replace(rules: rules)
+    public func reload(from store: any BrokerStore) async throws {
+        self.replace(rules: try await store.accessRules())
     }
 
     /// Installs `rules` as the policy and starts a new generation.

@@ -45,13 +45,14 @@ public final class BrokerDaemon: Sendable {
         guard FileIO.exists(configuration.paths.home) else { throw HomeError.notInitialized(configuration.paths.home) }
         self.lock = try ServeLock.acquire(at: configuration.paths.serveLock)
         try UnixSocketServer.checkSocketPath(configuration.paths.socket)
-        let store = try home.openStore()
+        let database = try home.openStore()
+        let store = AsyncSQLiteStore(database)
         let registry = try ModuleRegistry(configuration.modules, enabled: configuration.enabledModules)
         let client = SobotClient(regions: configuration.regions, timeouts: configuration.timeouts, logger: logger)
         let clock = SystemClock()
         let tokens = TokenManager(
             store: store,
-            issuer: SobotTokenIssuer(store: store, client: client, clock: clock, logger: logger),
+            issuer: SobotTokenIssuer(store: database, client: client, clock: clock, logger: logger),
             clock: clock,
             policy: configuration.policy,
             logger: logger,
@@ -66,7 +67,7 @@ public final class BrokerDaemon: Sendable {
         // Loading every stored token (decrypting, sorting and indexing them all) frees a lot at once.
         FreedMemory.release()
         let exporter = MetricsExporter(tokens: tokens)
-        let access = try AccessControl.load(from: store)
+        let access = try await AccessControl.load(from: store)
         let audit = AuditLog(path: configuration.paths.home + "/audit.log", slotKeys: tokens.cache.key(of:), logger: logger)
         let upstream = BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger)
         let dispatcher = RPCDispatcher(

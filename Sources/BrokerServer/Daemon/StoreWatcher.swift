@@ -6,11 +6,11 @@ import ServiceLifecycle
 /// Re-reads what other processes may have changed: credentials (the token engine's view) and access
 /// rules. Used by `broker.reload` and by `StoreWatcher`.
 public struct BrokerReload: Sendable {
-    let store: TenantStore
+    let store: any BrokerStore
     let tokens: TokenManager
     let access: AccessControl
 
-    public init(store: TenantStore, tokens: TokenManager, access: AccessControl) {
+    public init(store: any BrokerStore, tokens: TokenManager, access: AccessControl) {
         self.store = store
         self.tokens = tokens
         self.access = access
@@ -27,12 +27,12 @@ public struct BrokerReload: Sendable {
 /// no restart even when the CLI could not reach the daemon. Polls SQLite's `data_version`, which
 /// changes only on other connections' commits.
 public struct StoreWatcher: Service {
-    let store: TenantStore
+    let store: any BrokerStore
     let reload: BrokerReload
     let interval: Duration
     let logger: Logger
 
-    public init(store: TenantStore, reload: BrokerReload, interval: Duration = .seconds(2), logger: Logger) {
+    public init(store: any BrokerStore, reload: BrokerReload, interval: Duration = .seconds(2), logger: Logger) {
         self.store = store
         self.reload = reload
         self.interval = interval
@@ -40,11 +40,10 @@ public struct StoreWatcher: Service {
     }
 
     public func run() async throws {
-        let store = self.store
-        var seen = try? await NIOThreadPool.singleton.runIfActive { try store.dataVersion() }
+        var seen = try? await self.store.changeMarker()
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: self.interval)
-            guard let version = try? await NIOThreadPool.singleton.runIfActive({ try store.dataVersion() }), version != seen else {
+            guard let version = try? await self.store.changeMarker(), version != seen else {
                 continue
             }
             seen = version

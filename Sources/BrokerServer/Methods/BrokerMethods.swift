@@ -1,19 +1,27 @@
 import BrokerCore
-import NIOPosix
 
 /// The broker's own JSON-RPC methods: health, tokens, tenants, modules.
 public struct BrokerMethods: Sendable {
     let tokens: TokenManager
-    let store: TenantStore
+    let store: any BrokerStore
     let registry: ModuleRegistry
     let access: AccessControl
+    /// How many brokers of the cluster were seen alive lately; nil on a single host.
+    let members: (@Sendable () async -> Int)?
     let startedAt: ContinuousClock.Instant
 
-    public init(tokens: TokenManager, store: TenantStore, registry: ModuleRegistry, access: AccessControl) {
+    public init(
+        tokens: TokenManager,
+        store: any BrokerStore,
+        registry: ModuleRegistry,
+        access: AccessControl,
+        members: (@Sendable () async -> Int)? = nil
+    ) {
         self.tokens = tokens
         self.store = store
         self.registry = registry
         self.access = access
+        self.members = members
         self.startedAt = .now
     }
 
@@ -63,13 +71,18 @@ public struct BrokerMethods: Sendable {
         } else {
             counts = (self.tokens.cache.tenantCount, await self.tokens.validTokenCount())
         }
-        return [
+        var health: [String: JSONValue] = [
             "status": "ok",
             "version": .string(BrokerVersion.current),
             "uptime_s": .integer(self.uptime),
             "tenants": .integer(Int64(counts.tenants)),
             "tokens_valid": .integer(Int64(counts.validTokens)),
+            "store": .string(self.store.backend.rawValue),
         ]
+        if let members = self.members {
+            health["members"] = .integer(Int64(await members()))
+        }
+        return .object(health)
     }
 
     /// `token.get`: served from the cache without touching the actor while the token is fresh.
@@ -134,10 +147,9 @@ public struct BrokerMethods: Sendable {
     func tenantList(_ params: JSONValue?, peer: PeerCredentials) async throws(RPCError) -> JSONValue {
         _ = try Self.reader(params, allowed: [])
         let policy = self.access.current
-        let store = self.store
         let summaries: [TenantSummary]
         do {
-            summaries = try await NIOThreadPool.singleton.runIfActive { try store.summaries() }
+            summaries = try await self.store.summaries()
         } catch {
             throw .internalError("cannot read tenants: \(error)")
         }

@@ -5,7 +5,7 @@ import Synchronization
 /// Every secret is sealed (AES-256-GCM, bound to its row) before it is bound to a statement, so the
 /// database file, its WAL and its shared memory never hold a plaintext key or token.
 /// Calls block on SQLite: the daemon runs them on a thread pool, never on an event loop.
-public final class TenantStore: Sendable {
+public final class SQLiteStore: Sendable {
     private struct State: ~Copyable {
         let connection: SQLiteConnection
         var sealer: SecretSealer
@@ -25,19 +25,6 @@ public final class TenantStore: Sendable {
     }
 
     // MARK: Tenants
-
-    /// What an upsert changed (or, for a dry run, would change).
-    public struct UpsertReport: Sendable, Equatable {
-        public var tenantsAdded = 0
-        public var tenantsUpdated = 0
-        public var credentialsWritten = 0
-
-        public init(tenantsAdded: Int = 0, tenantsUpdated: Int = 0, credentialsWritten: Int = 0) {
-            self.tenantsAdded = tenantsAdded
-            self.tenantsUpdated = tenantsUpdated
-            self.credentialsWritten = credentialsWritten
-        }
-    }
 
     /// Adds or replaces every tenant and credential in one transaction: all or nothing.
     /// A credential whose appid changes loses its stored token (it belonged to the old appid).
@@ -134,19 +121,6 @@ public final class TenantStore: Sendable {
         }
     }
 
-    /// What a removal took away.
-    public struct RemovalReport: Sendable, Equatable {
-        public var credentials: Int
-        /// Rules naming exactly the removed tenant (never `*` rules): gone with it, so a tenant
-        /// re-created under the same id inherits no caller.
-        public var accessRules: Int
-
-        public init(credentials: Int, accessRules: Int) {
-            self.credentials = credentials
-            self.accessRules = accessRules
-        }
-    }
-
     /// Removes a tenant (every region) or one region of it, with its tokens, in one transaction. A
     /// tenant left with no region is removed too, and with it the access rules that name it.
     @discardableResult
@@ -216,13 +190,19 @@ public final class TenantStore: Sendable {
         try self.state.withLock { state -> StoredToken? in
             var found: StoredToken?
             try state.connection.statement(
-                "SELECT token, issued_at, expires_at FROM tokens WHERE tenant_id = ? AND region = ? AND expires_at > ?"
+                """
+                SELECT k.token, k.issued_at, k.expires_at, c.revision, c.generation
+                FROM tokens k JOIN credentials c ON c.tenant_id = k.tenant_id AND c.region = k.region
+                WHERE k.tenant_id = ? AND k.region = ? AND k.expires_at > ?
+                """
             ).forEachRow([.text(key.tenant), .text(key.region), .integer(now)]) { row in
                 let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .token)
                 if let value = try? state.sealer.openString(row.blob(0), for: binding),
                     IssuedToken.isServable(storedValue: value, issuedAt: row.int64(1), expiresAt: row.int64(2), now: now)
                 {
-                    found = StoredToken(key: key, value: value, issuedAt: row.int64(1), expiresAt: row.int64(2))
+                    found = StoredToken(
+                        key: key, value: value, issuedAt: Double(row.int64(1)), expiresAt: Double(row.int64(2)), revision: row.int64(3), generation: row.int64(4)
+                    )
                 }
             }
             return found
@@ -258,14 +238,14 @@ public final class TenantStore: Sendable {
     }
 
     private static func credential(for key: TokenKey, connection: SQLiteConnection, sealer: SecretSealer) throws -> Credential? {
-        var found: (appid: String, sealed: [UInt8])?
-        try connection.statement("SELECT appid, app_key FROM credentials WHERE tenant_id = ? AND region = ?")
-            .forEachRow([.text(key.tenant), .text(key.region)]) { found = ($0.text(0), $0.blob(1)) }
+        var found: (appid: String, sealed: [UInt8], revision: Int64)?
+        try connection.statement("SELECT appid, app_key, revision FROM credentials WHERE tenant_id = ? AND region = ?")
+            .forEachRow([.text(key.tenant), .text(key.region)]) { found = ($0.text(0), $0.blob(1), $0.int64(2)) }
         guard let found else { return nil }
         let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .appKey)
         do throws(SealingError) {
             let appKey = try sealer.openString(found.sealed, for: binding)
-            return Credential(key: key, appid: found.appid, appKey: appKey)
+            return Credential(key: key, appid: found.appid, appKey: appKey, revision: found.revision)
         } catch {
             throw StoreError.unreadableSecret(tenant: key.tenant, region: key.region, field: "app_key", reason: error)
         }
@@ -273,26 +253,38 @@ public final class TenantStore: Sendable {
 
     // MARK: Tokens
 
-    /// Persists the live token for its key, sealed and bound to the row. Ignored when the
-    /// credential has been removed meanwhile.
-    public func save(_ token: StoredToken) throws {
+    /// Persists the live token for its key, sealed and bound to the row, and returns the key's new
+    /// generation. Nothing is written, and nil returned, when the credential has been removed
+    /// meanwhile or, with `revision`, replaced since the token's fetch read it: a token fetched for
+    /// an old credential never lands on a new one.
+    @discardableResult
+    public func save(_ token: StoredToken, fetchedUnder revision: Int64? = nil) throws -> Int64? {
         try self.state.withLock { state in
             let binding = SecretBinding(tenant: token.key.tenant, region: token.key.region, field: .token)
             let sealed = try state.sealer.seal(token.value, for: binding)
             let connection = state.connection
-            try connection.transaction {
+            return try connection.transaction { () -> Int64? in
                 try Self.requireCurrentKey(state.sealer, connection: connection)
+                var generation: Int64?
                 try connection.statement(
                     """
-                    INSERT INTO tokens (tenant_id, region, token, issued_at, expires_at)
-                    SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM credentials WHERE tenant_id = ?1 AND region = ?2)
+                    UPDATE credentials SET generation = generation + 1
+                    WHERE tenant_id = ?1 AND region = ?2 AND (?3 IS NULL OR revision = ?3)
+                    RETURNING generation
+                    """
+                ).forEachRow([.text(token.key.tenant), .text(token.key.region), revision.map(SQLiteValue.integer) ?? .null]) { generation = $0.int64(0) }
+                guard let generation else { return nil }
+                try connection.statement(
+                    """
+                    INSERT INTO tokens (tenant_id, region, token, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
                     ON CONFLICT (tenant_id, region) DO UPDATE
                     SET token = excluded.token, issued_at = excluded.issued_at, expires_at = excluded.expires_at
                     """
                 ).run([
-                    .text(token.key.tenant), .text(token.key.region), .blob(sealed), .integer(token.issuedAt),
-                    .integer(token.expiresAt),
+                    .text(token.key.tenant), .text(token.key.region), .blob(sealed), .integer(Int64(token.issuedAt.rounded(.down))),
+                    .integer(Int64(token.expiresAt.rounded(.down))),
                 ])
+                return generation
             }
         }
     }
@@ -305,7 +297,11 @@ public final class TenantStore: Sendable {
             var tokens: [StoredToken] = []
             var unreadable: [TokenKey] = []
             try state.connection.statement(
-                "SELECT tenant_id, region, token, issued_at, expires_at FROM tokens WHERE expires_at > ?"
+                """
+                SELECT k.tenant_id, k.region, k.token, k.issued_at, k.expires_at, c.revision, c.generation
+                FROM tokens k JOIN credentials c ON c.tenant_id = k.tenant_id AND c.region = k.region
+                WHERE k.expires_at > ?
+                """
             ).forEachRow([.integer(now)]) { row in
                 let key = TokenKey(tenant: row.text(0), region: row.text(1))
                 let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .token)
@@ -314,7 +310,11 @@ public final class TenantStore: Sendable {
                     return
                 }
                 guard IssuedToken.isServable(storedValue: value, issuedAt: row.int64(3), expiresAt: row.int64(4), now: now) else { return }
-                tokens.append(StoredToken(key: key, value: value, issuedAt: row.int64(3), expiresAt: row.int64(4)))
+                tokens.append(
+                    StoredToken(
+                        key: key, value: value, issuedAt: Double(row.int64(3)), expiresAt: Double(row.int64(4)), revision: row.int64(5), generation: row.int64(6)
+                    )
+                )
             }
             return (tokens, unreadable)
         }
@@ -408,7 +408,7 @@ public final class TenantStore: Sendable {
     }
 }
 
-extension TenantStore {
+extension SQLiteStore {
     /// The (tenant, region) keys of one tenant's credentials, as stored.
     public func credentialKeys(ofTenant tenant: String) throws -> [TokenKey] {
         try self.withConnection { connection in

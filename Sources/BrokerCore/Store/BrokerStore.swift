@@ -1,0 +1,79 @@
+/// Which database holds the broker's state: what `broker.health` reports as `store`.
+public enum StoreBackend: String, Sendable {
+    /// One host: an embedded SQLite file in the broker's home.
+    case sqlite
+    /// A cluster: any number of brokers sharing one PostgreSQL database.
+    case postgres
+}
+
+/// The broker's durable state, whichever database holds it: tenants and their sealed credentials,
+/// sealed tokens, and access rules.
+///
+/// Every secret is sealed (AES-256-GCM, bound to its row) before it reaches the database, so the
+/// database never holds a plaintext key or token. Token timestamps are Unix seconds on the caller's
+/// wall clock: a backend with a clock of its own rebases them as it reads and writes.
+///
+/// How a token is fetched (withdrawal, single flight, leases) is not here: see `TokenIssuing`.
+public protocol BrokerStore: Sendable {
+    var backend: StoreBackend { get }
+
+    // MARK: Tenants and credentials
+
+    /// Adds or replaces every tenant and credential in one transaction: all or nothing. A credential
+    /// whose appid changes loses its stored token. With `dryRun` nothing is kept.
+    func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool) async throws -> UpsertReport
+
+    /// Every tenant with its regions, appids and stored-token expiry, ordered by id then region.
+    func summaries() async throws -> [TenantSummary]
+
+    /// Removes a tenant (every region) or one region of it, with its tokens; a tenant left with no
+    /// region goes, and with it the access rules naming it.
+    func remove(tenant: String, region: String?) async throws -> RemovalReport
+
+    /// Every credential's revision: it grows each time the credential is replaced.
+    func credentialRevisions() async throws -> [TokenKey: Int64]
+
+    /// The (tenant, region) keys of one tenant's credentials.
+    func credentialKeys(ofTenant tenant: String) async throws -> [TokenKey]
+
+    // MARK: Tokens
+
+    /// The stored token for one key, if unexpired at `now`, readable and servable.
+    func token(for key: TokenKey, expiringAfter now: Int64) async throws -> StoredToken?
+
+    /// Every stored, servable token that expires after `now`; rows that cannot be opened are
+    /// reported, not fatal.
+    func loadTokens(expiringAfter now: Int64) async throws -> (tokens: [StoredToken], unreadable: [TokenKey])
+
+    // MARK: Access rules
+
+    /// Adds or replaces the rule for (subject, tenant).
+    func grant(_ rule: AccessRule, now: Int64) async throws
+
+    /// Removes the subject's rules (for one tenant, or all); returns how many were removed.
+    func revoke(_ subject: AccessRule.Subject, tenant: String?) async throws -> Int
+
+    func accessRules() async throws -> [AccessRule]
+
+    // MARK: Keys and changes
+
+    /// The master-key versions that stored secrets are sealed with.
+    func keyIDsInUse() async throws -> Set<UInt32>
+
+    /// Re-seals every secret with the active key of the keyring `readKeyring` returns, in one
+    /// transaction that keeps every writer out, records that version as the one writers must seal
+    /// with, and adopts the keyring. `readKeyring` runs inside the transaction. Nothing changes on
+    /// failure. Returns the keyring and how many secrets were re-sealed.
+    func resealAll(with readKeyring: @escaping @Sendable () throws -> MasterKeyring) async throws -> (keyring: MasterKeyring, resealed: Int)
+
+    /// Calls `body` with the master-key versions in use while keeping every writer out, so no
+    /// secret can be sealed with a version `body` is about to drop.
+    func withKeyIDsInUse<Result: Sendable>(_ body: @escaping @Sendable (Set<UInt32>) throws -> Result) async throws -> Result
+
+    /// A number that changes whenever another process commits a change to tenants, credentials or
+    /// access rules: a watcher that sees it change reloads.
+    func changeMarker() async throws -> Int64
+
+    /// Releases the database connection(s).
+    func close() async
+}

@@ -1,0 +1,25 @@
+/// What an upsert changed (or, for a dry run, would change).
+public struct UpsertReport: Sendable, Equatable {
+    public var tenantsAdded = 0
+    public var tenantsUpdated = 0
+    public var credentialsWritten = 0
+
+    public init(tenantsAdded: Int = 0, tenantsUpdated: Int = 0, credentialsWritten: Int = 0) {
+        self.tenantsAdded = tenantsAdded
+        self.tenantsUpdated = tenantsUpdated
+        self.credentialsWritten = credentialsWritten
+    }
+}
+
+/// What a removal took away.
+public struct RemovalReport: Sendable, Equatable {
+    public var credentials: Int
+    /// Rules naming exactly the removed tenant (never `*` rules): gone with it, so a tenant
+    /// re-created under the same id inherits no caller.
+    public var accessRules: Int
+
+    public init(credentials: Int, accessRules: Int) {
+        self.credentials = credentials
+        self.accessRules = accessRules
+    }
+}
