@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -43,9 +44,21 @@ let package = Package(
             ]
         ),
         .target(
+            name: "BrokerPostgres",
+            dependencies: [
+                "BrokerCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "BrokerServer",
             dependencies: [
                 "BrokerCore",
+                "BrokerPostgres",
                 "CLinuxEvents",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -72,6 +85,7 @@ let package = Package(
             name: "sobot-broker",
             dependencies: [
                 "BrokerCore",
+                "BrokerPostgres",
                 "BrokerServer",
                 "SobotSimulator",
                 "Marketing",
@@ -87,10 +101,11 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["BrokerCore", "BrokerServer", "SobotSimulator", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BrokerCore", "BrokerPostgres", "BrokerServer", "SobotSimulator", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "SobotSimulator", "TestSupport"]),
+        .testTarget(name: "BrokerPostgresTests", dependencies: ["BrokerPostgres", "BrokerCore", "SobotSimulator", "TestSupport"]),
         .testTarget(name: "BrokerServerTests", dependencies: ["BrokerServer", "BrokerCore", "SobotSimulator", "TestSupport"]),
         .testTarget(name: "SobotSimulatorTests", dependencies: ["SobotSimulator", "BrokerCore", "TestSupport"]),
         .testTarget(name: "PluginTests", dependencies: ["Marketing", "CRM", "BrokerCore", "BrokerServer", "SobotSimulator", "TestSupport"]),
