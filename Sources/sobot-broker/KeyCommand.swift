@@ -27,7 +27,7 @@ struct KeyCommand: AsyncParsableCommand {
                 throw CLIError("a daemon is running on \(home.paths.home); stop `sobot-broker serve` before rotating the master key")
             }
             defer { withExtendedLifetime(lock) {} }
-            let report = try await KeyRotation.rotate(home: home, store: AsyncSQLiteStore(home.openStore()))
+            let report = try await self.options.withStore { try await KeyRotation.rotate(home: home, store: $0) }
             let retired = report.retiredKeyIDs.map(String.init).joined(separator: ", ")
             print(
                 "master key is now version \(report.activeKeyID); \(report.resealedSecrets) secrets re-sealed; retired versions: \(retired.isEmpty ? "none" : retired)"

@@ -153,7 +153,7 @@ public actor TokenManager: Service {
         for key in reread {
             guard let slot = self.slots[key] else { continue }
             if let stored = storedByKey[key], slot.token == nil || stored.generation > slot.generation {
-                self.adopt(Self.heldToken(from: stored, unixOffset: unixOffset), for: key, now: now)
+                self.adopt(HeldToken(stored: stored, unixOffset: unixOffset), for: key, now: now)
             } else if slot.token == nil, slot.fetch == nil {
                 self.schedule(key, at: now)
             }
@@ -165,17 +165,6 @@ public actor TokenManager: Service {
             "token engine loaded",
             metadata: ["credentials": "\(revisions.count)", "added": "\(added.count)", "changed": "\(changed.count)", "tokens_reused": "\(stored.count)"]
         )
-    }
-
-    /// A persisted token placed on the monotonic clock: its stamps are Unix seconds.
-    static func heldToken(from stored: StoredToken, unixOffset: Double) -> HeldToken {
-        let live = LiveToken(
-            value: stored.value,
-            issuedAt: stored.issuedAt - unixOffset,
-            expiresAt: stored.expiresAt - unixOffset,
-            expiresAtUnix: Int64(stored.expiresAt.rounded(.down))
-        )
-        return HeldToken(live: live, revision: stored.revision, generation: stored.generation)
     }
 
     /// Makes `token` the key's live token and schedules its refresh.
@@ -195,7 +184,7 @@ public actor TokenManager: Service {
     public func adoptStored(_ stored: StoredToken) {
         guard let slot = self.slots[stored.key], stored.generation > slot.generation, stored.revision >= slot.revision else { return }
         let now = self.clock.monotonicNow()
-        let held = Self.heldToken(from: stored, unixOffset: self.clock.unixOffset())
+        let held = HeldToken(stored: stored, unixOffset: self.clock.unixOffset())
         guard held.live.isUnexpired(at: now) else { return }
         slot.failures = 0
         slot.blockedUntil = nil
