@@ -57,7 +57,7 @@ public actor TokenManager: Service {
     private var pacers: [String: RegionPacer] = [:]
     private var sleeper: Task<Void, Never>?
     private var sleepingUntil = Double.infinity
-    /// The reload in progress: reloads run one at a time, so two never interleave their reads.
+    /// The last reload started: each waits for the one before, so two never interleave their reads.
     private var reloading: Task<Void, any Error>?
 
     /// - Parameter encoder: see `TokenCache.init(encoder:)`.
@@ -94,12 +94,15 @@ public actor TokenManager: Service {
     /// replaces a held token only with a newer generation, and drops one only when it belongs to a
     /// credential revision older than the store's.
     public func reload() async throws {
-        while let running = self.reloading {
-            _ = try? await running.value
+        let previous = self.reloading
+        let reload = Task {
+            _ = try? await previous?.value
+            try await self.reloadFromStore()
         }
-        let reload = Task { try await self.reloadFromStore() }
         self.reloading = reload
-        defer { self.reloading = nil }
+        defer {
+            if self.reloading == reload { self.reloading = nil }
+        }
         try await reload.value
     }
 
@@ -264,8 +267,11 @@ public actor TokenManager: Service {
     private func finish(_ fetch: Fetch, for key: TokenKey, fallBack: Bool) async throws(TokenError) -> LiveToken {
         switch await fetch.value {
         case .success(.token(let token, _)):
+            guard let slot = self.slots[key] else { throw .unknownRegion(tenant: key.tenant, region: key.region) }
+            // Fetched for a credential replaced meanwhile: never served; the caller gets the new one's.
+            if token.revision < slot.revision { return try await self.token(for: key) }
             // The slot may hold a newer one by now (adopted from another broker meanwhile).
-            if let held = self.slots[key]?.token, self.slots[key]?.generation ?? 0 > token.generation { return held }
+            if let held = slot.token, slot.generation > token.generation { return held }
             return token.live
         case .success(.deferred):
             // A background fetch this caller joined found another broker refreshing: wait for that.
