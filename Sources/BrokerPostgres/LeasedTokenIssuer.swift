@@ -66,12 +66,19 @@ public struct LeasedTokenIssuer: TokenIssuing {
                 }
                 pause = min(pause * 2, 0.5)
             case .granted(let credential, let databaseNow):
-                return try await self.fetch(key, with: credential, leasedAt: databaseNow, basis: basis)
+                let leasedAt = self.clock.monotonicNow()
+                return try await self.fetch(key, with: credential, leasedAt: (database: databaseNow, monotonic: leasedAt), basis: basis)
             }
         }
     }
 
-    private func fetch(_ key: TokenKey, with credential: Credential, leasedAt databaseNow: Double, basis: FetchBasis) async throws(TokenError) -> IssueOutcome {
+    /// - Parameter leasedAt: when the lease was granted, on the database's clock and on this broker's.
+    private func fetch(
+        _ key: TokenKey,
+        with credential: Credential,
+        leasedAt: (database: Double, monotonic: Double),
+        basis: FetchBasis
+    ) async throws(TokenError) -> IssueOutcome {
         let token: LiveToken
         do throws(TokenError) {
             token = try await self.client.issueLiveToken(for: credential, clock: self.clock)
@@ -90,7 +97,8 @@ public struct LeasedTokenIssuer: TokenIssuing {
                 owner: self.owner,
                 revision: credential.revision,
                 token: token.value,
-                issuedAtDatabase: databaseNow,
+                // When the request was sent, on the database's clock: what every broker schedules from.
+                issuedAtDatabase: leasedAt.database + (token.issuedAt - leasedAt.monotonic),
                 lifetime: token.lifetime
             )
         } catch {
@@ -100,9 +108,12 @@ public struct LeasedTokenIssuer: TokenIssuing {
             return .token(HeldToken(live: token, revision: credential.revision, generation: basis.generation), fetchedHere: true)
         }
         guard let generation else {
-            // Fenced off: the lease lapsed (the process stalled past it) or the credential was
-            // replaced. Whoever holds the key now stores the token every broker serves.
-            throw .uncoordinated("the refresh lease lapsed before the token could be stored")
+            // Fenced off: nothing was stored. Usually the credential was replaced meanwhile: the
+            // engine then sees an old revision, drops the token and fetches for the new credential.
+            // Or the lease lapsed (this process stalled past it), and whoever took it stores the token
+            // every broker will serve; until then this one is served here.
+            self.logger.info("a fetched token was fenced off and not stored", metadata: ["key": "\(key)"])
+            return .token(HeldToken(live: token, revision: credential.revision, generation: basis.generation), fetchedHere: true)
         }
         return .token(HeldToken(live: token, revision: credential.revision, generation: generation), fetchedHere: true)
     }

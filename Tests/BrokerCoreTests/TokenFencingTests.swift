@@ -36,7 +36,7 @@ import Testing
         let manager = fixture.makeManager()
         try await manager.start()
         let first = try await manager.token(for: key).value
-        fixture.simulator.fault = .latency(milliseconds: 600)
+        fixture.simulator.fault = .latency(milliseconds: 5000)
         async let refreshed = manager.invalidate(key, reported: first)
         #expect(await eventually(timeout: 10) { fixture.simulator.tokenRequestCount == 2 }, "the refresh is in flight")
         // Other tenants come and go meanwhile; every reload reads while the refresh is in flight.

@@ -1,0 +1,179 @@
+import BrokerCore
+import BrokerServer
+import Foundation
+import SobotSimulator
+import TestSupport
+import Testing
+
+/// Several real `serve` processes sharing one private PostgreSQL server, against the simulator over
+/// real HTTP: the contract's cluster section. Skipped, saying why, when PostgreSQL is not installed
+/// (a failure under CI=true).
+@Suite struct ClusterTests {
+    /// Waits until every broker serves a token for every one of `tenants`.
+    static func allServe(_ cluster: RunningCluster, tenants: Int, timeout: Double = 60) async -> Bool {
+        await eventually(timeout: timeout, interval: 0.2) {
+            for index in 0..<cluster.brokerCount {
+                guard let health = try? await cluster.call(index, "broker.health").get(),
+                    health["tokens_valid"]?.integerValue == Int64(tenants)
+                else { return false }
+            }
+            return true
+        }
+    }
+
+    @Test func threeBrokersWithThirtyTenantsMakeThirtyCallsAndServeTheSameTokens() async throws {
+        guard let cluster = try await RunningCluster.startOrSkip(brokers: 3, tenants: 30) else { return }
+        defer { cluster.shutdown() }
+        #expect(await Self.allServe(cluster, tenants: 30), "every broker holds every token")
+        #expect(cluster.simulator.tokenRequestCount == 30, "one get_token per key across the cluster")
+        for tenant in 0..<30 {
+            var served = Set<String>()
+            for index in 0..<3 { served.insert(try await cluster.token(index, "t\(tenant)").get()) }
+            #expect(served.count == 1, "t\(tenant): every broker serves the same token")
+        }
+        let health = try await cluster.call(0, "broker.health").get()
+        #expect(health["store"] == "postgres")
+        #expect(await eventually(timeout: 20) { (try? await cluster.call(1, "broker.health").get()["members"]?.integerValue) == 3 })
+        // A restart reuses the stored tokens: no get_token.
+        try await cluster.stop(2)
+        try await cluster.start(2)
+        #expect(await Self.allServe(cluster, tenants: 30))
+        #expect(cluster.simulator.tokenRequestCount == 30)
+        #expect(!cluster.logs.contains(RunningCluster.appKey(7)), "no app key in any log")
+    }
+
+    @Test func sixtyConcurrentMissesOverThreeBrokersMakeOneCall() async throws {
+        guard let cluster = try await RunningCluster.startOrSkip(brokers: 3, tenants: 0) else { return }
+        defer { cluster.shutdown() }
+        cluster.simulator.fault = .latency(milliseconds: 700)
+        try await cluster.importTenants(count: 1)
+        let tokens = try await withThrowingTaskGroup(of: String.self) { group in
+            for request in 0..<60 {
+                group.addTask { try await cluster.token(request % 3, "t0").get() }
+            }
+            return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+        }
+        #expect(tokens.count == 1, "every caller got the one token")
+        #expect(cluster.simulator.tokenRequestCount == 1, "one get_token, never two at once")
+    }
+
+    @Test func thirtyInvalidationsOverThreeBrokersMakeOneRefreshSeenEverywhere() async throws {
+        guard let cluster = try await RunningCluster.startOrSkip(brokers: 3, tenants: 1) else { return }
+        defer { cluster.shutdown() }
+        #expect(await Self.allServe(cluster, tenants: 1))
+        let stale = try await cluster.token(0, "t0").get()
+        let before = cluster.simulator.tokenRequestCount
+        let fresh = try await withThrowingTaskGroup(of: String.self) { group in
+            for report in 0..<30 {
+                group.addTask {
+                    try await cluster.call(report % 3, "token.invalidate", ["tenant": "t0", "token": .string(stale)]).get()["token"]?.stringValue ?? ""
+                }
+            }
+            return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+        }
+        #expect(cluster.simulator.tokenRequestCount == before + 1, "one refresh for thirty reports")
+        #expect(fresh.count == 1 && !fresh.contains(stale))
+        let started = ContinuousClock.now
+        let converged = await eventually(timeout: 10, interval: 0.05) {
+            for index in 0..<3 where (try? await cluster.token(index, "t0").get()) != fresh.first { return false }
+            return true
+        }
+        #expect(converged && ContinuousClock.now - started < .seconds(2), "every broker serves the new token within 2 s")
+    }
+
+    @Test func theLeaseHoldersDeathMidFetchIsTakenOverAndNoGenerationIsWrittenTwice() async throws {
+        guard let cluster = try await RunningCluster.startOrSkip(brokers: 2, tenants: 0) else { return }
+        defer { cluster.shutdown() }
+        cluster.simulator.fault = .latency(milliseconds: 6000)
+        try await cluster.importTenants(count: 1)
+        async let abandoned = cluster.token(0, "t0")
+        #expect(await eventually(timeout: 20) { cluster.simulator.tokenRequestCount >= 1 }, "a fetch is in flight")
+        let holder = try #require(cluster.process(0))
+        holder.signal(SIGKILL)
+        _ = try? await abandoned
+        cluster.simulator.fault = .none
+        let started = ContinuousClock.now
+        let token = try await cluster.token(1, "t0").get()
+        #expect(ContinuousClock.now - started < .seconds(30), "another broker took over within 30 s")
+        #expect(cluster.simulator.isCurrent(token: token))
+        let generation = try cluster.postgres.psql("SELECT generation FROM credentials WHERE tenant_id = 't0'", database: nil)
+        #expect(generation == "1", "one token written for one generation")
+    }
+
+    @Test func theFallbackPollCatchesUpWhenTheListeningConnectionIsKilled() async throws {
+        guard let cluster = try await RunningCluster.startOrSkip(brokers: 2, tenants: 1) else { return }
+        defer { cluster.shutdown() }
+        #expect(await Self.allServe(cluster, tenants: 1))
+        try cluster.postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'", database: nil)
+        let stale = try await cluster.token(0, "t0").get()
+        let fresh = try await cluster.call(0, "token.invalidate", ["tenant": "t0", "token": .string(stale)]).get()["token"]?.stringValue
+        #expect(fresh != nil && fresh != stale)
+        #expect(await eventually(timeout: 10) { (try? await cluster.token(1, "t0").get()) == fresh }, "broker 1 caught up")
+    }
+
+    @Test func whileTheDatabaseIsDownCachedTokensAreServedAndNothingIsFetched() async throws {
+        guard let cluster = try await RunningCluster.startOrSkip(brokers: 2, tenants: 3) else { return }
+        defer { cluster.shutdown() }
+        #expect(await Self.allServe(cluster, tenants: 3))
+        let calls = cluster.simulator.tokenRequestCount
+        let held = try await cluster.token(0, "t1").get()
+        try await onThread { try cluster.postgres.stopServer() }
+        for index in 0..<2 {
+            for tenant in 0..<3 { #expect((try? await cluster.token(index, "t\(tenant)").get()) != nil, "broker \(index) serves t\(tenant)") }
+        }
+        // A refresh the cluster cannot coordinate is not made: -32004, saying why.
+        let refused = try await cluster.call(1, "token.invalidate", ["tenant": "t1", "token": .string(held)])
+        guard case .failure(let error) = refused else {
+            Issue.record("an uncoordinated refresh was made")
+            return
+        }
+        #expect(error.code == -32004)
+        #expect(error.message.contains("database"), "\(error.message)")
+        #expect(cluster.simulator.tokenRequestCount == calls, "no get_token while the database is down")
+        try await onThread { try cluster.postgres.startAgain() }
+        let fresh = await eventually(timeout: 30) {
+            guard case .success(let reply)? = try? await cluster.call(1, "token.invalidate", ["tenant": "t1", "token": .string(held)]) else { return false }
+            return reply["token"]?.stringValue != held
+        }
+        #expect(fresh, "refreshes resume once the database is back")
+        let newToken = try await cluster.token(1, "t1").get()
+        #expect(await eventually(timeout: 10) { (try? await cluster.token(0, "t1").get()) == newToken }, "and every broker catches up")
+        #expect(cluster.logs.components(separatedBy: "cluster database unreachable").count - 1 <= 4, "one line per outage per broker, not per key")
+    }
+
+    @Test func aTenantAddedOnOneHostReachesEveryBrokerWithinTwoSeconds() async throws {
+        guard let cluster = try await RunningCluster.startOrSkip(brokers: 2, tenants: 1) else { return }
+        defer { cluster.shutdown() }
+        #expect(await Self.allServe(cluster, tenants: 1))
+        try await cluster.importTenants(count: 1, from: 1)
+        let started = ContinuousClock.now
+        #expect(await eventually(timeout: 10, interval: 0.05) { (try? await cluster.call(1, "tenant.list").get()["tenants"]?.arrayValue?.count) == 2 })
+        #expect(ContinuousClock.now - started < .seconds(2))
+        try await cluster.cli(1, ["tenant", "remove", "t1"]).requireSuccess("remove")
+        #expect(await eventually(timeout: 2, interval: 0.05) {
+            guard case .failure(let error)? = try? await cluster.call(0, "token.get", ["tenant": "t1"]) else { return false }
+            return error.code == -32001
+        })
+    }
+
+    @Test func withATwentySecondTokenEveryRefreshFallsInTheWindowAndNoneIsRepeated() async throws {
+        guard let cluster = try await RunningCluster.startOrSkip(brokers: 3, tenants: 4, tokenTTL: 20) else { return }
+        defer { cluster.shutdown() }
+        #expect(await Self.allServe(cluster, tenants: 4))
+        try await Task.sleep(for: .seconds(45))
+        var fractions: [Double] = []
+        for tenant in 0..<4 {
+            let times = cluster.simulator.tokenRequestTimes(appid: "app\(tenant)")
+            fractions += zip(times, times.dropFirst()).map { ($1 - $0) / 20 }
+        }
+        print("refresh points over 20 s tokens, as fractions of the lifetime: \(fractions.map { String(format: "%.3f", $0) }.joined(separator: " "))")
+        for tenant in 0..<4 {
+            let times = cluster.simulator.tokenRequestTimes(appid: "app\(tenant)")
+            #expect(times.count >= 3, "app\(tenant) was refreshed over two lifetimes")
+            for (earlier, later) in zip(times, times.dropFirst()) {
+                let fraction = (later - earlier) / 20
+                #expect(fraction >= 0.5 - 0.02 && fraction <= 0.75 + 0.05, "app\(tenant): a refresh after \(later - earlier) s")
+            }
+        }
+    }
+}
