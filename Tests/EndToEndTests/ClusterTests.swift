@@ -176,4 +176,22 @@ import Testing
             }
         }
     }
+    @Test func killingAHundredThousandTenantImportIsAllOrNothing() async throws {
+        guard let cluster = try await RunningCluster.startOrSkip(brokers: 1, tenants: 0, start: false) else { return }
+        defer { cluster.shutdown() }
+        let file = cluster.directory.file("large.json")
+        let entries = (0..<100_000).map { #"{"id":"big\#($0)","credentials":[{"region":"sg","appid":"a\#($0)","app_key":"k\#($0)"}]}"# }
+        try #"{"tenants":[\#(entries.joined(separator: ","))]}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        let process = BrokerProcess(["tenant", "import", file], environment: cluster.environment(0))
+        try process.start()
+        try await Task.sleep(for: .milliseconds(1500))
+        let interrupted = process.isRunning
+        process.signal(SIGKILL)
+        _ = try await process.exit()
+        let count = try cluster.postgres.psql("SELECT count(*) FROM tenants")
+        print("import killed \(interrupted ? "while running" : "after it finished"): \(count) tenants stored")
+        #expect(count == "0" || count == "100000", "all or nothing")
+        try await cluster.cli(0, ["tenant", "import", file]).requireSuccess("import")
+        #expect(try cluster.postgres.psql("SELECT count(*) FROM credentials") == "100000")
+    }
 }
