@@ -34,6 +34,11 @@ import Testing
         let health = try await cluster.call(0, "broker.health").get()
         #expect(health["store"] == "postgres")
         #expect(await eventually(timeout: 20) { (try? await cluster.call(1, "broker.health").get()["members"]?.integerValue) == 3 })
+        let status = try await cluster.cli(1, ["status"])
+        #expect(status.stdout.contains("cluster: 3 brokers alive"), "\(status.stdout) \(status.stderr)")
+        let tokenRows = status.stdout.split(separator: "\n").filter { $0.hasPrefix("t") && $0.contains(" valid ") }
+        #expect(tokenRows.count == 30)
+        #expect(tokenRows.allSatisfy { !$0.hasSuffix("-") }, "status names the broker that refreshed each key")
         // A restart reuses the stored tokens: no get_token.
         try await cluster.stop(2)
         try await cluster.start(2)

@@ -96,7 +96,7 @@ public final class BrokerDaemon: Sendable {
         let audit = AuditLog(path: configuration.paths.home + "/audit.log", slotKeys: tokens.cache.key(of:), logger: logger)
         let upstream = BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger)
         let dispatcher = RPCDispatcher(
-            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access, members: backend.members).handlers,
+            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access, cluster: backend.cluster).handlers,
             registry: registry,
             moduleContext: ModuleContext(upstream: upstream, logger: logger, clock: clock),
             access: access,

@@ -10,7 +10,7 @@ struct DaemonBackend: Sendable {
     let issuer: any TokenIssuing
     /// The services to run beside the engine, given it and the reload they may trigger.
     let services: @Sendable (TokenManager, BrokerReload) -> [any Service]
-    let members: (@Sendable () async -> Int)?
+    let cluster: ClusterView?
     /// Stops what runs outside the service group (the PostgreSQL pool); after the group has stopped.
     let stop: @Sendable () async -> Void
 
@@ -22,7 +22,7 @@ struct DaemonBackend: Sendable {
             store: store,
             issuer: SobotTokenIssuer(store: database, client: client, clock: clock, logger: logger),
             services: { _, reload in [StoreWatcher(store: store, reload: reload, logger: logger)] },
-            members: nil,
+            cluster: nil,
             stop: {}
         )
     }
@@ -71,7 +71,11 @@ struct DaemonBackend: Sendable {
                 }
                 return [ClusterWatcher(feed: store, follower: follower, outage: outage, logger: logger), heartbeat]
             },
-            members: { heartbeat.members },
+            cluster: ClusterView(
+                liveMembers: { heartbeat.members },
+                members: { try await store.members(seenWithin: 30) },
+                refreshers: { try await store.refreshers() }
+            ),
             stop: {
                 pool.cancel()
                 _ = await pool.value
