@@ -31,10 +31,22 @@ public struct TenantSummary: Sendable, Equatable {
     public var name: String?
     public var regions: [RegionSummary]
 
+    public init(id: String, name: String?, regions: [RegionSummary]) {
+        self.id = id
+        self.name = name
+        self.regions = regions
+    }
+
     public struct RegionSummary: Sendable, Equatable {
         public var region: String
         public var appid: String
         /// Expiry of the stored token, if one is stored.
         public var tokenExpiresAt: Int64?
+
+        public init(region: String, appid: String, tokenExpiresAt: Int64?) {
+            self.region = region
+            self.appid = appid
+            self.tokenExpiresAt = tokenExpiresAt
+        }
     }
 }
