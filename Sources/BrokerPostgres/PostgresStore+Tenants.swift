@@ -11,10 +11,10 @@ extension PostgresStore {
     /// are sealed before the transaction opens, so it stays short. With `dryRun` the same statements
     /// run and the transaction is rolled back.
     public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool) async throws -> UpsertReport {
-        let sealer = self.sealer
+        let sealer = try await self.writeSealer()
         let batch = try UpsertBatch(tenants, sealer: sealer)
         return try await self.pool.withTransaction(dryRun ? "check the tenants" : "store the tenants", commit: !dryRun) { session in
-            try await Self.requireCurrentKey(sealer, session: session)
+            try await self.requireCurrentKey(sealer, session: session)
             let ids = batch.tenants.ids
             let existing = try await session.query("SELECT count(*) FROM tenants WHERE id = ANY(\(ids)::text[])")[0].decode(Int.self)
             for range in Self.chunks(ids.count) {

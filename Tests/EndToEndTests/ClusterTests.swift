@@ -201,4 +201,41 @@ import Testing
         print("imported 100,000 tenants into PostgreSQL in \(ContinuousClock.now - started) (debug build, beside the rest of the suite)")
         #expect(try cluster.postgres.psql("SELECT count(*) FROM credentials") == "100000")
     }
+    /// The documented cluster rotation: add a version on one host, distribute the key file, SIGHUP
+    /// the brokers, rotate. No broker ever meets a secret sealed with a version it lacks, and no
+    /// broker stops.
+    @Test func aRollingKeyRotationNeverLeavesABrokerWithoutTheKey() async throws {
+        guard let cluster = try await RunningCluster.startOrSkip(brokers: 2, tenants: 2) else { return }
+        defer { cluster.shutdown() }
+        #expect(await Self.allServe(cluster, tenants: 2))
+        try await cluster.cli(0, ["key", "add"]).requireSuccess("key add")
+        // Until the rotation, secrets are still sealed with version 1, which broker 1 holds.
+        try await cluster.importTenants(count: 1, from: 2)
+        #expect(await Self.allServe(cluster, tenants: 3), "broker 1 opens what host 0 sealed after key add")
+        let early = try await cluster.cli(0, ["key", "rotate"])
+        #expect(early.status == 1, "a rotation before the key file is distributed is refused")
+        #expect(early.stderr.contains("2"), "\(early.stderr)")
+        #expect(try cluster.postgres.psql("SELECT count(*) FROM credentials WHERE substring(app_key FROM 2 FOR 4) <> '\\x00000001'::bytea") == "0")
+
+        let copy = cluster.home(1) + "/master.key"
+        try FileManager.default.removeItem(atPath: copy)
+        try FileManager.default.copyItem(atPath: cluster.home(0) + "/master.key", toPath: copy)
+        for index in 0..<2 { cluster.process(index)?.signal(SIGHUP) }
+        let rotated = await eventually(timeout: 30, interval: 1) { (try? await cluster.cli(0, ["key", "rotate"]))?.status == 0 }
+        #expect(rotated, "the rotation goes through once every broker holds version 2")
+        #expect(try cluster.postgres.psql("SELECT count(*) FROM credentials WHERE substring(app_key FROM 2 FOR 4) <> '\\x00000002'::bytea") == "0")
+
+        // Both brokers go on: each refreshes a token (opening an app key sealed with version 2 and
+        // sealing the new token with it) and serves the other's.
+        for (index, tenant) in [(0, "t0"), (1, "t1")] {
+            let stale = try await cluster.token(index, tenant).get()
+            let fresh = try await cluster.call(index, "token.invalidate", ["tenant": .string(tenant), "token": .string(stale)]).get()["token"]?.stringValue
+            #expect(fresh != nil && fresh != stale, "broker \(index) refreshed \(tenant)")
+            #expect(await eventually(timeout: 5) { (try? await cluster.token(1 - index, tenant).get()) == fresh })
+        }
+        try await cluster.importTenants(count: 1, from: 3)
+        #expect(await Self.allServe(cluster, tenants: 4))
+        #expect(!cluster.logs.contains("lacks"), "no broker met a version it lacks")
+        for index in 0..<2 { #expect(cluster.process(index)?.isRunning == true) }
+    }
 }

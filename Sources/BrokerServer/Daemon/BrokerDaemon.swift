@@ -120,7 +120,15 @@ public final class BrokerDaemon: Sendable {
             audit: audit,
             logger: logger
         )
-        let watchers = backend.services(tokens, BrokerReload(store: store, tokens: tokens, access: access))
+        let reload = BrokerReload(store: store, tokens: tokens, access: access)
+        let hangup = HangupReload(
+            reload: { [backend] in
+                backend.reloadKeyring(try home.loadKeyring())
+                try await reload()
+            },
+            logger: logger
+        )
+        let watchers = backend.services(tokens, reload) + [hangup]
         // Services stop in reverse order: the server drains first, then the watchers, then the audit
         // log writes what the last requests recorded, then the refresher stops.
         var services: [any Service] = [tokens, audit] + watchers

@@ -11,6 +11,8 @@ struct DaemonBackend: Sendable {
     /// The services to run beside the engine, given it and the reload they may trigger.
     let services: @Sendable (TokenManager, BrokerReload) -> [any Service]
     let cluster: ClusterView?
+    /// Adopts the key file's current keyring (on SIGHUP); a single host's store keeps the one it loaded.
+    let reloadKeyring: @Sendable (MasterKeyring) -> Void
     /// Stops what runs outside the service group (the PostgreSQL pool); after the group has stopped.
     let stop: @Sendable () async -> Void
 
@@ -23,6 +25,7 @@ struct DaemonBackend: Sendable {
             issuer: SobotTokenIssuer(store: database, client: client, clock: clock, logger: logger),
             services: { _, reload in [StoreWatcher(store: store, reload: reload, logger: logger)] },
             cluster: nil,
+            reloadKeyring: { _ in },
             stop: {}
         )
     }
@@ -43,6 +46,7 @@ struct DaemonBackend: Sendable {
         let horizon: UInt64
         do {
             try await store.migrate()
+            try await store.recordSealingKeyIfUnset()
             // Read before the engine loads, so the first catch-up sees whatever commits meanwhile.
             horizon = try await store.changes(since: UInt64(Int64.max)).horizon
         } catch {
@@ -51,8 +55,7 @@ struct DaemonBackend: Sendable {
         }
         let memberID = ProcessIdentity.newMemberID()
         let outage = OutageLog(logger: logger)
-        let keyIDs = keyring.keys.map(\.id)
-        let heartbeat = ClusterHeartbeat(memberID: memberID, membership: store, keyIDs: { keyIDs }, outage: outage)
+        let heartbeat = ClusterHeartbeat(memberID: memberID, membership: store, keyIDs: { store.keyIDs }, outage: outage)
         logger.info("joining the cluster", metadata: ["broker": "\(memberID)", "database": "\(url.redacted())"])
         return DaemonBackend(
             store: store,
@@ -76,6 +79,7 @@ struct DaemonBackend: Sendable {
                 members: { try await store.members(seenWithin: 30) },
                 refreshers: { try await store.refreshers() }
             ),
+            reloadKeyring: { store.reloadKeyring($0) },
             stop: {
                 pool.cancel()
                 _ = await pool.value
