@@ -22,6 +22,27 @@ extension PostgresStore {
         return token
     }
 
+    /// The stored, servable tokens of `keys` that expire after `now` (caller's clock), in one query:
+    /// what a broker following the others reads for a batch of notifications.
+    public func tokens(for keys: [TokenKey], expiringAfter now: Int64) async throws -> [StoredToken] {
+        guard !keys.isEmpty else { return [] }
+        let callerNow = self.clock.unixNow()
+        let rows = try await self.pool.withSession("read tokens") { session in
+            try await session.query(
+                """
+                SELECT c.tenant_id, c.region, c.token, c.issued_at, c.expires_at, c.revision, c.generation, extract(epoch FROM clock_timestamp())::float8
+                FROM credentials c JOIN unnest(\(keys.map(\.tenant))::text[], \(keys.map(\.region))::text[]) AS k (tenant_id, region)
+                    ON c.tenant_id = k.tenant_id AND c.region = k.region
+                WHERE c.token IS NOT NULL
+                """
+            )
+        }
+        return try rows.compactMap { row in
+            guard case .servable(let token) = try self.storedToken(row, now: now, callerNow: callerNow) else { return nil }
+            return token
+        }
+    }
+
     /// Every stored, servable token that expires after `now` (caller's clock). Rows that cannot be
     /// opened are reported, not fatal.
     public func loadTokens(expiringAfter now: Int64) async throws -> (tokens: [StoredToken], unreadable: [TokenKey]) {

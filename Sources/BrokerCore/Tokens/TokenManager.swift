@@ -195,10 +195,18 @@ public actor TokenManager: Service {
         self.adopt(held, for: stored.key, now: now)
     }
 
-    /// The generation of the token held for `key`, if any key is tracked: what a watcher compares
-    /// a stored row against before reading its secret.
-    public func heldGeneration(of key: TokenKey) -> Int64? {
-        self.slots[key]?.generation
+    /// Takes a batch of tokens other brokers stored, as `adoptStored(_:)` does each: one actor hop.
+    public func adoptStored(_ tokens: [StoredToken]) {
+        for token in tokens { self.adoptStored(token) }
+    }
+
+    /// Which of `versions` (key and generation) are newer than the token held for a tracked key:
+    /// what a watcher reads from the database. Untracked keys are left to the reload that tracks them.
+    public func newer(_ versions: [TokenKey: Int64]) -> [TokenKey] {
+        versions.compactMap { key, generation in
+            guard let slot = self.slots[key], generation > slot.generation else { return nil }
+            return key
+        }
     }
 
     private func forget(_ key: TokenKey) {
