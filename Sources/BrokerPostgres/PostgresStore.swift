@@ -20,7 +20,7 @@ public final class PostgresStore: BrokerStore, Service {
         /// How long a call may wait for a pooled connection, and then for each statement's answer.
         /// The server is asked to give up on a statement after the same time (`statement_timeout`), so
         /// no abandoned statement holds its locks for longer.
-        public var timeout: Duration = .seconds(5)
+        public var timeout: Duration = .seconds(10)
         /// The most connections this store opens at once.
         public var maximumConnections = 4
 
