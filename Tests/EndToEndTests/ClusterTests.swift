@@ -120,13 +120,23 @@ import Testing
         guard let cluster = try await RunningCluster.startOrSkip(brokers: 2, tenants: 3) else { return }
         defer { cluster.shutdown() }
         #expect(await Self.allServe(cluster, tenants: 3))
-        let calls = cluster.simulator.tokenRequestCount
         let held = try await cluster.token(0, "t1").get()
+        // t3 arrives while the upstream fails: every broker tracks it and holds no token.
+        cluster.simulator.fault = .httpStatus(503)
+        try await cluster.importTenants(count: 1, from: 3)
+        #expect(await eventually(timeout: 10) { !cluster.simulator.tokenRequestTimes(appid: "app3").isEmpty })
         try await onThread { try cluster.postgres.stopServer() }
+        cluster.simulator.fault = .none
+        let calls = cluster.simulator.tokenRequestCount
         for index in 0..<2 {
             for tenant in 0..<3 { #expect((try? await cluster.token(index, "t\(tenant)").get()) != nil, "broker \(index) serves t\(tenant)") }
         }
         // A refresh the cluster cannot coordinate is not made: -32004, saying why.
+        // A key that has no token yet gets none while the database is away, and says why.
+        #expect(await eventually(timeout: 20) {
+            guard case .failure(let error)? = try? await cluster.call(0, "token.get", ["tenant": "t3"]) else { return false }
+            return error.code == -32004 && error.message.contains("database")
+        }, "a key without a token answers -32004 naming the database")
         let refused = try await cluster.call(1, "token.invalidate", ["tenant": "t1", "token": .string(held)])
         guard case .failure(let error) = refused else {
             Issue.record("an uncoordinated refresh was made")
