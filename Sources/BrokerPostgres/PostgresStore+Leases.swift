@@ -72,10 +72,11 @@ extension PostgresStore {
         issuedAtDatabase: Double,
         lifetime: Double
     ) async throws -> Int64? {
-        let sealer = self.sealer
+        let loaded = self.sealer
+        let sealer = try await self.writingSealer()
         let sealed = ByteBuffer(bytes: try sealer.seal(token, for: SecretBinding(tenant: key.tenant, region: key.region, field: .token)))
         return try await self.pool.withTransaction("store a token") { session in
-            try await Self.requireCurrentKey(sealer, session: session)
+            try await Self.requireSealingKey(sealer, session: session, loaded: loaded)
             let rows = try await session.query(
                 """
                 UPDATE credentials SET token = \(sealed), issued_at = \(issuedAtDatabase), expires_at = \(issuedAtDatabase + lifetime),

@@ -11,10 +11,11 @@ extension PostgresStore {
     /// are sealed before the transaction opens, so it stays short. With `dryRun` the same statements
     /// run and the transaction is rolled back.
     public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool) async throws -> UpsertReport {
-        let sealer = self.sealer
+        let loaded = self.sealer
+        let sealer = try await self.writingSealer()
         let batch = try await UpsertBatch.make(tenants, sealer: sealer)
         return try await self.pool.withTransaction(dryRun ? "check the tenants" : "store the tenants", commit: !dryRun) { session in
-            try await Self.requireCurrentKey(sealer, session: session)
+            try await Self.requireSealingKey(sealer, session: session, loaded: loaded)
             let tenants = batch.tenants
             var existing = 0
             for range in Self.chunks(tenants.ids.count) {

@@ -30,10 +30,9 @@ public final class PostgresStore: BrokerStore, Service {
     public let url: DatabaseURL
     let pool: BoundedPool
     let clock: any BrokerClock
-    let logger: Logger
     private let environment: [String: String]
     private let options: Options
-    private let sealerState: Mutex<SecretSealer>
+    let sealerState: Mutex<SecretSealer>
 
     /// - Parameters:
     ///   - environment: where `PGPASSWORD` is looked up when the URL carries no password.
@@ -51,7 +50,6 @@ public final class PostgresStore: BrokerStore, Service {
         self.environment = environment.filter { $0.key == "PGPASSWORD" }
         self.options = options
         self.clock = clock
-        self.logger = logger
         self.sealerState = Mutex(sealer)
         // postgres-nio traces every row it receives: keep it at warnings, so no sealed secret is logged.
         var quiet = logger
@@ -113,27 +111,6 @@ public final class PostgresStore: BrokerStore, Service {
     public func changeMarker() async throws -> Int64 {
         try await self.pool.withSession("read the configuration version") { session in
             try await session.query("SELECT version FROM configuration_version")[0].decode(Int64.self)
-        }
-    }
-
-    // MARK: Sealing
-
-    /// The sealer of the keyring this store last loaded or rotated to.
-    var sealer: SecretSealer { self.sealerState.withLock { $0 } }
-
-    func adopt(_ keyring: MasterKeyring) {
-        self.sealerState.withLock { $0 = SecretSealer(keyring: keyring) }
-    }
-
-    /// Throws when `key rotate` has re-sealed the store with a newer key version than `sealer`'s, which
-    /// may already be dropped from the key file. Call it first in a transaction that writes a secret:
-    /// the row lock (FOR SHARE) keeps a rotation out until the transaction ends, and taking it before
-    /// any credentials row keeps the lock order of `resealAll`, so the two cannot deadlock.
-    static func requireCurrentKey(_ sealer: SecretSealer, session: Session) async throws {
-        let loaded = sealer.keyring.active.id
-        let rows = try await session.query("SELECT key_id FROM sealing_key FOR SHARE")
-        if let current = try rows.first?.decode(Int64.self), current > Int64(loaded) {
-            throw StoreError.keyRotated(loaded: loaded, current: current)
         }
     }
 

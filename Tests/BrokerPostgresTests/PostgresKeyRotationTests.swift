@@ -43,6 +43,36 @@ import Testing
         #expect(try await fixture.psql("SELECT count(*) FROM tenants WHERE id = 'gamma'") == "0")
     }
 
+    /// Brokers seal with the version the last rotation recorded, not with the newest in their key file:
+    /// a key file that gains a version ahead of the rotation changes nothing until the rotation.
+    @Test func writersSealWithTheRecordedVersion() async throws {
+        guard let fixture = try await PostgresFixture.start() else { return }
+        defer { fixture.stop() }
+        let two = try fixture.keyring.addingFreshKey()
+        let three = try two.addingFreshKey()
+        try await fixture.withStore(keyring: two) { store in
+            _ = try await store.upsert([tenant("acme", ("sg", "1", "k1"))], now: 1_000, dryRun: false)
+            try await store.storeToken("tok", for: sg)
+            #expect(try await store.keyIDsInUse() == [1])
+            _ = try await store.resealAll { two }
+        }
+        try await fixture.withStore(keyring: three) { store in
+            _ = try await store.upsert([tenant("beta", ("sg", "2", "k2"))], now: 1_000, dryRun: false)
+            try await store.storeToken("tok", for: TokenKey(tenant: "beta", region: "sg"))
+            #expect(try await store.keyIDsInUse() == [2])
+        }
+        // A key file without the recorded version (though with a newer one) cannot write.
+        let withoutTwo = MasterKeyring(keys: [fixture.keyring.keys[0], three.keys[2]])
+        try await fixture.withStore(keyring: withoutTwo) { store in
+            await #expect {
+                _ = try await store.upsert([tenant("gamma", ("sg", "3", "k3"))], now: 1_000, dryRun: false)
+            } throws: { error in
+                guard case PostgresStoreError.sealingKeyMissing(2) = error else { return false }
+                return "\(error)".contains("version 2")
+            }
+        }
+    }
+
     /// No rotation while a live broker lacks the new version: it could open none of the re-sealed
     /// secrets. A broker not seen for 30 s does not count.
     @Test func aBrokerWithoutTheNewVersionBlocksTheRotation() async throws {
