@@ -93,3 +93,46 @@ public enum ClusterChannel {
         return .token(key: TokenKey(tenant: String(parts[2]), region: String(parts[3])), generation: generation)
     }
 }
+
+/// The refresh leases of a cluster's keys: what `LeasedTokenIssuer` needs from the database.
+public protocol TokenLeases: Sendable {
+    /// Takes the key's lease for `seconds` (by the database's clock) unless another broker holds it
+    /// or has already stored a newer token than `basis.generation`; withdraws the stored token when
+    /// granted, since `get_token` is about to revoke it.
+    func claimLease(for key: TokenKey, owner: String, basis: FetchBasis, seconds: Double) async throws -> LeaseClaim
+
+    /// Stores the token fetched under the lease, fenced by the lease's owner and the credential's
+    /// revision, and notifies every broker in the same transaction. Returns the new generation, or
+    /// nil when the lease or the credential changed meanwhile (nothing is written then).
+    func completeLease(
+        for key: TokenKey,
+        owner: String,
+        revision: Int64,
+        token: String,
+        issuedAtDatabase: Double,
+        lifetime: Double
+    ) async throws -> Int64?
+
+    /// Gives the lease up after a failed fetch, so another broker need not wait for it to expire.
+    func releaseLease(for key: TokenKey, owner: String) async throws
+}
+
+/// What a broker of a cluster reads to follow the others: changed rows, single tokens, and the
+/// notification channel.
+public protocol ClusterFeed: Sendable {
+    func changes(since horizon: UInt64?) async throws -> ChangeBatch
+
+    func token(for key: TokenKey, expiringAfter now: Int64) async throws -> StoredToken?
+
+    /// Listens on `ClusterChannel.name` over a connection of its own: calls `listening` once the
+    /// `LISTEN` is in effect, then `received` with each payload, until the connection fails (it
+    /// throws) or the task is cancelled.
+    func listen(listening: @escaping @Sendable () async -> Void, received: @escaping @Sendable (String) async -> Void) async throws
+}
+
+/// The heartbeat rows through which brokers of a cluster see each other.
+public protocol ClusterMembership: Sendable {
+    func heartbeat(id: String, host: String, pid: Int32, version: String, keyIDs: [UInt32]) async throws
+    func members(seenWithin seconds: Double) async throws -> [ClusterMember]
+    func leaveCluster(id: String) async throws
+}

@@ -72,23 +72,33 @@ extension PostgresStore {
         issuedAtDatabase: Double,
         lifetime: Double
     ) async throws -> Int64? {
-        let loaded = self.sealer
-        let sealer = try await self.writingSealer()
-        let sealed = ByteBuffer(bytes: try sealer.seal(token, for: SecretBinding(tenant: key.tenant, region: key.region, field: .token)))
-        return try await self.pool.withTransaction("store a token") { session in
-            try await Self.requireSealingKey(sealer, session: session, loaded: loaded)
-            let rows = try await session.query(
-                """
-                UPDATE credentials SET token = \(sealed), issued_at = \(issuedAtDatabase), expires_at = \(issuedAtDatabase + lifetime),
-                    generation = generation + 1, lease_owner = NULL, lease_until = NULL, refreshed_by = \(owner), refreshed_at = now()
-                WHERE tenant_id = \(key.tenant) AND region = \(key.region) AND lease_owner = \(owner) AND revision = \(revision)
-                RETURNING generation
-                """
-            )
-            guard let generation = try rows.first?.decode(Int64.self) else { return nil }
-            let payload = ClusterChannel.tokenPayload(TokenVersion(key: key, revision: revision, generation: generation))
-            try await session.execute("SELECT pg_notify(\(ClusterChannel.name), \(payload))")
-            return generation
+        // Another host may have rotated the master key since this store last read which version to
+        // seal with: the first attempt is then refused, and the second seals with the new version
+        // (every live broker holds it, or the rotation would have been refused).
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let sealer = try await self.writeSealer()
+                let sealed = ByteBuffer(bytes: try sealer.seal(token, for: SecretBinding(tenant: key.tenant, region: key.region, field: .token)))
+                return try await self.pool.withTransaction("store a token") { session in
+                    try await self.requireCurrentKey(sealer, session: session)
+                    let rows = try await session.query(
+                        """
+                        UPDATE credentials SET token = \(sealed), issued_at = \(issuedAtDatabase), expires_at = \(issuedAtDatabase + lifetime),
+                            generation = generation + 1, lease_owner = NULL, lease_until = NULL, refreshed_by = \(owner), refreshed_at = now()
+                        WHERE tenant_id = \(key.tenant) AND region = \(key.region) AND lease_owner = \(owner) AND revision = \(revision)
+                        RETURNING generation
+                        """
+                    )
+                    guard let generation = try rows.first?.decode(Int64.self) else { return nil }
+                    let payload = ClusterChannel.tokenPayload(TokenVersion(key: key, revision: revision, generation: generation))
+                    try await session.execute("SELECT pg_notify(\(ClusterChannel.name), \(payload))")
+                    return generation
+                }
+            } catch StoreError.keyRotated where attempt == 1 {
+                continue
+            }
         }
     }
 

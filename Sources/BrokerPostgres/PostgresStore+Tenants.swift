@@ -11,11 +11,10 @@ extension PostgresStore {
     /// are sealed before the transaction opens, so it stays short. With `dryRun` the same statements
     /// run and the transaction is rolled back.
     public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool) async throws -> UpsertReport {
-        let loaded = self.sealer
-        let sealer = try await self.writingSealer()
+        let sealer = try await self.writeSealer()
         let batch = try await UpsertBatch.make(tenants, sealer: sealer)
         return try await self.pool.withTransaction(dryRun ? "check the tenants" : "store the tenants", commit: !dryRun) { session in
-            try await Self.requireSealingKey(sealer, session: session, loaded: loaded)
+            try await self.requireCurrentKey(sealer, session: session)
             let tenants = batch.tenants
             var existing = 0
             for range in Self.chunks(tenants.ids.count) {

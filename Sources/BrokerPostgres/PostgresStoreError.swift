@@ -12,8 +12,6 @@ public enum PostgresStoreError: Error, Sendable, CustomStringConvertible {
     case connection(operation: String, reason: String)
     /// `key rotate` on a cluster: live brokers whose key file lacks the version the rotation would seal with.
     case keyVersionMissing(keyID: UInt32, brokers: [ClusterMember])
-    /// The cluster seals with a master-key version that this key file lacks (though it holds newer ones).
-    case sealingKeyMissing(keyID: UInt32)
 
     public enum Wait: Sendable {
         case connection
@@ -36,14 +34,12 @@ public enum PostgresStoreError: Error, Sendable, CustomStringConvertible {
             "PostgreSQL: cannot \(operation): SQLSTATE \(sqlState)" + (message.map { ": \($0)" } ?? "") + Self.hint(sqlState)
         case .connection(let operation, let reason):
             "PostgreSQL: cannot \(operation): \(reason)"
-        case .sealingKeyMissing(let keyID):
-            "the cluster seals secrets with master key version \(keyID), which this master key file lacks: copy the cluster's master key file here"
         case .keyVersionMissing(let keyID, let brokers):
             "key rotation refused: "
                 + brokers.map { "broker \($0.id) on \($0.host)" }.joined(separator: ", ")
                 + " \(brokers.count == 1 ? "lacks" : "lack") master key version \(keyID): copy this host's master key file "
-                + "(it holds version \(keyID) now) to \(brokers.count == 1 ? "that host" : "those hosts"), reload "
-                + "\(brokers.count == 1 ? "that broker" : "those brokers"), then run key rotate again"
+                + "(it holds version \(keyID) now) to \(brokers.count == 1 ? "that host" : "those hosts"), send "
+                + "\(brokers.count == 1 ? "that broker" : "those brokers") SIGHUP, then run key rotate again"
         }
     }
 

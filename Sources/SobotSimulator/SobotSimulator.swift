@@ -68,6 +68,11 @@ public final class SobotSimulator: Sendable {
         self.state.withLock { _ = $0.issueToken(appid: appid, now: Self.now()) }
     }
 
+    /// The appid `token` is the current, unexpired token of, if any.
+    public func appid(ofToken token: String) -> String? {
+        self.state.withLock { $0.appid(forToken: token, now: Self.now()) }
+    }
+
     /// Whether `token` is the current, unexpired token of some appid.
     public func isCurrent(token: String) -> Bool {
         self.state.withLock { $0.appid(forToken: token, now: Self.now()) != nil }

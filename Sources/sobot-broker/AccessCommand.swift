@@ -2,7 +2,7 @@ import ArgumentParser
 import BrokerCore
 import Foundation
 
-struct AccessCommand: ParsableCommand {
+struct AccessCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "access",
         abstract: "Let other local users or groups call the daemon (by default only its own user and root can).",
@@ -34,7 +34,7 @@ struct AccessCommand: ParsableCommand {
         }
     }
 
-    struct Grant: ParsableCommand {
+    struct Grant: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Allow a user or group to call methods for a tenant ('*' for all).")
 
         @OptionGroup var options: HomeOptions
@@ -56,20 +56,21 @@ struct AccessCommand: ParsableCommand {
 
         var patterns: [String] { self.methods.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
 
-        func run() throws {
+        func run() async throws {
             let subject = try self.subject.resolve()
-            try self.options.brokerHome.openStore().grant(AccessRule(subject: subject, tenant: self.tenant, methods: self.patterns), now: Clock.unixNow)
+            let rule = AccessRule(subject: subject, tenant: self.tenant, methods: self.patterns)
+            try await self.options.withStore { try await $0.grant(rule, now: Clock.unixNow) }
             print("granted \(subject) \(self.patterns.joined(separator: ",")) for tenant \(self.tenant)\(DaemonNotice.reload(self.options))")
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List access rules.")
 
         @OptionGroup var options: HomeOptions
 
-        func run() throws {
-            let rules = try self.options.brokerHome.openStore().accessRules()
+        func run() async throws {
+            let rules = try await self.options.withStore { try await $0.accessRules() }
             guard !rules.isEmpty else {
                 print("no rules: only the daemon's own user and root may call it")
                 return
@@ -89,7 +90,7 @@ struct AccessCommand: ParsableCommand {
         }
     }
 
-    struct Revoke: ParsableCommand {
+    struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a user's or group's rules (for one tenant, or all).")
 
         @OptionGroup var options: HomeOptions
@@ -98,9 +99,10 @@ struct AccessCommand: ParsableCommand {
         @Option(help: "Only the rule for this tenant ('*' included).")
         var tenant: String?
 
-        func run() throws {
+        func run() async throws {
             let subject = try self.subject.resolve()
-            let removed = try self.options.brokerHome.openStore().revoke(subject, tenant: self.tenant)
+            let tenant = self.tenant
+            let removed = try await self.options.withStore { try await $0.revoke(subject, tenant: tenant) }
             guard removed > 0 else { throw CLIError("\(subject) has no matching rule") }
             print("revoked \(removed) rule\(removed == 1 ? "" : "s") of \(subject)\(DaemonNotice.reload(self.options))")
         }

@@ -2,7 +2,7 @@ import ArgumentParser
 import BrokerCore
 import Foundation
 
-/// `--home`, `--master-key-file` and `--socket`, shared by every command.
+/// `--home`, `--master-key-file`, `--socket` and `--database-url`, shared by every command.
 struct HomeOptions: ParsableArguments {
     @Option(help: "State directory (default: $SOBOT_BROKER_HOME, else $XDG_STATE_HOME/sobot-broker, else ~/.local/state/sobot-broker).")
     var home: String?
@@ -12,6 +12,13 @@ struct HomeOptions: ParsableArguments {
 
     @Option(help: "Daemon socket (default: $SOBOT_BROKER_SOCKET, else <home>/broker.sock).")
     var socket: String?
+
+    @Option(help: "A postgres:// URL: keep the state in that PostgreSQL database, shared by a cluster of brokers (default: $SOBOT_BROKER_DATABASE_URL, else <home>/broker.db). No password here: use the environment variable or PGPASSWORD.")
+    var databaseURL: String?
+
+    func validate() throws {
+        _ = try self.storeLocation
+    }
 
     var paths: BrokerPaths {
         BrokerPaths.resolve(home: self.home, masterKey: self.masterKeyFile, socket: self.socket, environment: Environment.variables)

@@ -1,19 +1,33 @@
 import ArgumentParser
 import BrokerCore
 
-struct InitCommand: ParsableCommand {
+struct InitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
-        abstract: "Create the home (0700), the database and the master key (0600). Never overwrites a key."
+        abstract: "Create the home (0700), the database (or the PostgreSQL schema) and the master key (0600). Never overwrites a key."
     )
 
     @OptionGroup var options: HomeOptions
 
-    func run() throws {
+    func run() async throws {
         let home = self.options.brokerHome
-        let report = try home.initialize()
+        switch try self.options.storeLocation {
+        case .sqlite:
+            let report = try home.initialize()
+            self.report(home, database: home.paths.database, createdKey: report.createdKey)
+        case .postgres(let url):
+            let report = try home.initialize(createDatabase: false)
+            try await self.options.withPostgres(url) { store in
+                try await store.migrate()
+                try await store.recordSealingKeyIfUnset()
+            }
+            self.report(home, database: "\(url.redacted()) (schema up to date)", createdKey: report.createdKey)
+        }
+    }
+
+    private func report(_ home: BrokerHome, database: String, createdKey: Bool) {
         print("home      \(home.paths.home)")
-        print("database  \(home.paths.database)")
-        print("key       \(home.paths.masterKey) (\(report.createdKey ? "created" : "kept existing"))")
+        print("database  \(database)")
+        print("key       \(home.paths.masterKey) (\(createdKey ? "created" : "kept existing"))")
     }
 }

@@ -89,6 +89,10 @@ struct ServeCommand: AsyncParsableCommand {
         Self.raiseFileLimit(toServe: self.maxConnections + (self.metricsListen == nil ? 0 : self.metricsMaxConnections))
         let logger = self.logging.makeLogger()
         var configuration = BrokerDaemon.Configuration(paths: self.options.paths, regions: try Environment.regions())
+        if case .postgres(let url) = try self.options.storeLocation {
+            configuration.databaseURL = url
+            configuration.environment = Environment.variables
+        }
         configuration.modules = BuiltinModules.all
         configuration.enabledModules = self.enabledModules
         configuration.drainTimeout = self.drainTimeout

@@ -1,7 +1,7 @@
 import ArgumentParser
 import BrokerCore
 
-struct TenantCommand: ParsableCommand {
+struct TenantCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenant",
         abstract: "Onboard and manage tenants (Sobot accounts) and their per-region credentials.",
@@ -9,7 +9,7 @@ struct TenantCommand: ParsableCommand {
     )
 }
 
-struct TenantAddCommand: ParsableCommand {
+struct TenantAddCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "add",
         abstract: "Add or replace one credential. The app_key comes from stdin or an environment variable, never argv."
@@ -44,20 +44,19 @@ struct TenantAddCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let regions = try Environment.regions()
         guard regions.baseURL(for: self.region) != nil else {
             throw CLIError(regions.unknownRegionMessage(self.region))
         }
         let appKey = try self.readAppKey()
         guard CredentialRules.isValidAppKey(appKey) else { throw CLIError("app_key \(CredentialRules.appKeyRule)") }
-        let store = try self.options.brokerHome.openStore()
         let definition = TenantDefinition(
             id: self.id,
             name: self.name,
             credentials: [CredentialDefinition(region: self.region, appid: self.appid, appKey: appKey)]
         )
-        let report = try store.upsert([definition], now: Clock.unixNow)
+        let report = try await self.options.withStore { try await $0.upsert([definition], now: Clock.unixNow, dryRun: false) }
         print("\(report.tenantsAdded == 1 ? "added" : "updated") \(self.id)/\(self.region) (appid \(self.appid))\(DaemonNotice.reload(self.options))")
     }
 
@@ -73,7 +72,7 @@ struct TenantAddCommand: ParsableCommand {
     }
 }
 
-struct TenantImportCommand: ParsableCommand {
+struct TenantImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
         abstract: "Upsert every tenant in FILE (format of tenants.example.json) in one transaction: all or nothing."
@@ -87,21 +86,21 @@ struct TenantImportCommand: ParsableCommand {
     @Flag(help: "Validate and report what would change; write nothing.")
     var dryRun = false
 
-    func run() throws {
+    func run() async throws {
         let definitions: [TenantDefinition]
         do {
             definitions = try TenantImportFile.load(path: self.file, environment: Environment.variables, regions: try Environment.regions())
         } catch {
             throw CLIError("\(self.file): \(error)")
         }
-        let store = try self.options.brokerHome.openStore()
-        let report = try store.upsert(definitions, now: Clock.unixNow, dryRun: self.dryRun)
+        let dryRun = self.dryRun
+        let report = try await self.options.withStore { try await $0.upsert(definitions, now: Clock.unixNow, dryRun: dryRun) }
         let summary = "\(definitions.count) tenants (\(report.tenantsAdded) new, \(report.tenantsUpdated) updated), \(report.credentialsWritten) credentials"
         print(self.dryRun ? "dry run: would import \(summary); nothing written" : "imported \(summary)\(DaemonNotice.reload(self.options))")
     }
 }
 
-struct TenantListCommand: ParsableCommand {
+struct TenantListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "List tenants, regions, appids and stored-token state. Never shows a key or a token."
@@ -112,8 +111,8 @@ struct TenantListCommand: ParsableCommand {
     @Flag(help: "Print JSON (the shape of the tenant.list method).")
     var json = false
 
-    func run() throws {
-        let summaries = try self.options.brokerHome.openStore().summaries()
+    func run() async throws {
+        let summaries = try await self.options.withStore { try await $0.summaries() }
         let now = Clock.unixNow
         if self.json {
             print(JSONWriter.prettyString(TenantListing.json(summaries, now: now)))
@@ -133,7 +132,7 @@ struct TenantListCommand: ParsableCommand {
     }
 }
 
-struct TenantRemoveCommand: ParsableCommand {
+struct TenantRemoveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remove",
         abstract: "Remove a tenant, or one of its regions, with its tokens; a removed tenant's access rules go with it."
@@ -147,8 +146,9 @@ struct TenantRemoveCommand: ParsableCommand {
     @Option(help: "Remove only this region.")
     var region: String?
 
-    func run() throws {
-        let removed = try self.options.brokerHome.openStore().remove(tenant: self.id, region: self.region)
+    func run() async throws {
+        let (id, region) = (self.id, self.region)
+        let removed = try await self.options.withStore { try await $0.remove(tenant: id, region: region) }
         let target = self.region.map { "\(self.id)/\($0)" } ?? self.id
         var what = [Self.count(removed.credentials, "credential")]
         if removed.accessRules > 0 { what.append(Self.count(removed.accessRules, "access rule")) }

@@ -6,7 +6,7 @@ import TestSupport
 /// What store tests share: a keyring, a clock, and stores on a fresh, migrated database of a private
 /// server whose pool runs for as long as the test's body.
 struct PostgresFixture: Sendable {
-    let server: ScratchPostgres
+    let server: PostgresServer
     let database: String
     let keyring: MasterKeyring
     let clock: ManualClock
@@ -14,7 +14,7 @@ struct PostgresFixture: Sendable {
     /// Starts a server and creates a database on it, or returns nil when PostgreSQL is not installed
     /// (the test is then skipped). Call `stop()` in `defer`.
     static func start(database: String = "broker") async throws -> PostgresFixture? {
-        guard let server = try await onThread({ try ScratchPostgres.startOrSkip() }) else { return nil }
+        guard let server = try await onThread({ try PostgresServer.startOrSkip() }) else { return nil }
         do {
             try await onThread { try server.createDatabase(database) }
             return PostgresFixture(server: server, database: database, keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)]), clock: ManualClock())

@@ -24,12 +24,12 @@ import Testing
             #expect(try await store.keyIDsInUse() == [2])
         }
         #expect(try await fixture.psql("SELECT key_id FROM sealing_key") == "2")
-        // A writer that loaded version 1 writes nothing.
+        // A writer that loaded version 1 writes nothing: it lacks the version the cluster seals with.
         try await fixture.withStore { old in
             await #expect {
                 _ = try await old.upsert([tenant("gamma", ("sg", "4", "k4"))], now: 1_000, dryRun: false)
             } throws: { error in
-                guard case StoreError.keyRotated(loaded: 1, current: 2) = error else { return false }
+                guard case StoreError.keyVersionMissing(2) = error else { return false }
                 return true
             }
             let revision = try await old.credentialRevisions()[sg]!
@@ -43,13 +43,14 @@ import Testing
         #expect(try await fixture.psql("SELECT count(*) FROM tenants WHERE id = 'gamma'") == "0")
     }
 
-    /// Brokers seal with the version the last rotation recorded, not with the newest in their key file:
-    /// a key file that gains a version ahead of the rotation changes nothing until the rotation.
+    /// Brokers seal with the version recorded in `sealing_key`, not with the newest in their key file:
+    /// a version that `key add` put in some key files changes nothing until the rotation records it.
     @Test func writersSealWithTheRecordedVersion() async throws {
         guard let fixture = try await PostgresFixture.start() else { return }
         defer { fixture.stop() }
         let two = try fixture.keyring.addingFreshKey()
         let three = try two.addingFreshKey()
+        try await fixture.withStore { store in try await store.recordSealingKeyIfUnset() }
         try await fixture.withStore(keyring: two) { store in
             _ = try await store.upsert([tenant("acme", ("sg", "1", "k1"))], now: 1_000, dryRun: false)
             try await store.storeToken("tok", for: sg)
@@ -67,7 +68,7 @@ import Testing
             await #expect {
                 _ = try await store.upsert([tenant("gamma", ("sg", "3", "k3"))], now: 1_000, dryRun: false)
             } throws: { error in
-                guard case PostgresStoreError.sealingKeyMissing(2) = error else { return false }
+                guard case StoreError.keyVersionMissing(2) = error else { return false }
                 return "\(error)".contains("version 2")
             }
         }

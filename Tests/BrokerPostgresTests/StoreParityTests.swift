@@ -119,7 +119,7 @@ extension PostgresStore {
         let revision = try await self.credentialRevisions()[key]!
         let generation = try await self.changes(since: nil).tokens.first { $0.key == key }!.generation
         guard case .granted(_, let databaseNow) = try await self.claimLease(for: key, owner: owner, basis: FetchBasis(revision: revision, generation: generation), seconds: 30) else {
-            throw ScratchPostgresError("no lease for \(key)")
+            throw PostgresServerError("no lease for \(key)")
         }
         _ = try await self.completeLease(for: key, owner: owner, revision: revision, token: value, issuedAtDatabase: databaseNow, lifetime: 3600)
     }

@@ -118,7 +118,7 @@ private final class SilentListener: Sendable {
                 bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
             }
         }
-        guard descriptor >= 0, bound, listen(descriptor, 128) == 0 else { throw ScratchPostgresError("cannot listen: errno \(errno)") }
+        guard descriptor >= 0, bound, listen(descriptor, 128) == 0 else { throw PostgresServerError("cannot listen: errno \(errno)") }
         self.port = Int(UInt16(bigEndian: address.sin_port))
     }
 

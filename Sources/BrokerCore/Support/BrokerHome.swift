@@ -6,10 +6,11 @@ public struct BrokerHome: Sendable {
         self.paths = paths
     }
 
-    /// Creates the home (0700), the master key (0600, 32 random bytes) and the database.
-    /// Idempotent: an existing key is kept, never overwritten.
+    /// Creates the home (0700), the master key (0600, 32 random bytes) and, unless the state lives
+    /// elsewhere (a cluster's PostgreSQL), the SQLite database. Idempotent: an existing key is kept,
+    /// never overwritten.
     @discardableResult
-    public func initialize() throws -> InitializationReport {
+    public func initialize(createDatabase: Bool = true) throws -> InitializationReport {
         do {
             try FileIO.makeDirectory(self.paths.home, mode: 0o700)
         } catch {
@@ -23,7 +24,7 @@ public struct BrokerHome: Sendable {
             try MasterKeyFile.write(MasterKeyring(keys: [try MasterKey(randomWithID: 1)]), to: self.paths.masterKey)
             createdKey = true
         }
-        _ = try self.openStore()
+        if createDatabase { _ = try self.openStore() }
         return InitializationReport(createdKey: createdKey)
     }
 

@@ -32,6 +32,17 @@ public struct HeldToken: Sendable, Equatable {
         self.revision = revision
         self.generation = generation
     }
+
+    /// A stored token placed on the monotonic clock (its stamps are Unix seconds): see `BrokerClock.unixOffset()`.
+    public init(stored: StoredToken, unixOffset: Double) {
+        let live = LiveToken(
+            value: stored.value,
+            issuedAt: stored.issuedAt - unixOffset,
+            expiresAt: stored.expiresAt - unixOffset,
+            expiresAtUnix: Int64(stored.expiresAt.rounded(.down))
+        )
+        self.init(live: live, revision: stored.revision, generation: stored.generation)
+    }
 }
 
 /// What asking for a new token came to.

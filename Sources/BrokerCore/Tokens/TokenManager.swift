@@ -57,7 +57,7 @@ public actor TokenManager: Service {
     private var pacers: [String: RegionPacer] = [:]
     private var sleeper: Task<Void, Never>?
     private var sleepingUntil = Double.infinity
-    /// The reload in progress: reloads run one at a time, so two never interleave their reads.
+    /// The last reload started: each waits for the one before, so two never interleave their reads.
     private var reloading: Task<Void, any Error>?
 
     /// - Parameter encoder: see `TokenCache.init(encoder:)`.
@@ -94,12 +94,15 @@ public actor TokenManager: Service {
     /// replaces a held token only with a newer generation, and drops one only when it belongs to a
     /// credential revision older than the store's.
     public func reload() async throws {
-        while let running = self.reloading {
-            _ = try? await running.value
+        let previous = self.reloading
+        let reload = Task {
+            _ = try? await previous?.value
+            try await self.reloadFromStore()
         }
-        let reload = Task { try await self.reloadFromStore() }
         self.reloading = reload
-        defer { self.reloading = nil }
+        defer {
+            if self.reloading == reload { self.reloading = nil }
+        }
         try await reload.value
     }
 
@@ -153,7 +156,7 @@ public actor TokenManager: Service {
         for key in reread {
             guard let slot = self.slots[key] else { continue }
             if let stored = storedByKey[key], slot.token == nil || stored.generation > slot.generation {
-                self.adopt(Self.heldToken(from: stored, unixOffset: unixOffset), for: key, now: now)
+                self.adopt(HeldToken(stored: stored, unixOffset: unixOffset), for: key, now: now)
             } else if slot.token == nil, slot.fetch == nil {
                 self.schedule(key, at: now)
             }
@@ -165,17 +168,6 @@ public actor TokenManager: Service {
             "token engine loaded",
             metadata: ["credentials": "\(revisions.count)", "added": "\(added.count)", "changed": "\(changed.count)", "tokens_reused": "\(stored.count)"]
         )
-    }
-
-    /// A persisted token placed on the monotonic clock: its stamps are Unix seconds.
-    static func heldToken(from stored: StoredToken, unixOffset: Double) -> HeldToken {
-        let live = LiveToken(
-            value: stored.value,
-            issuedAt: stored.issuedAt - unixOffset,
-            expiresAt: stored.expiresAt - unixOffset,
-            expiresAtUnix: Int64(stored.expiresAt.rounded(.down))
-        )
-        return HeldToken(live: live, revision: stored.revision, generation: stored.generation)
     }
 
     /// Makes `token` the key's live token and schedules its refresh.
@@ -195,7 +187,7 @@ public actor TokenManager: Service {
     public func adoptStored(_ stored: StoredToken) {
         guard let slot = self.slots[stored.key], stored.generation > slot.generation, stored.revision >= slot.revision else { return }
         let now = self.clock.monotonicNow()
-        let held = Self.heldToken(from: stored, unixOffset: self.clock.unixOffset())
+        let held = HeldToken(stored: stored, unixOffset: self.clock.unixOffset())
         guard held.live.isUnexpired(at: now) else { return }
         slot.failures = 0
         slot.blockedUntil = nil
@@ -275,8 +267,11 @@ public actor TokenManager: Service {
     private func finish(_ fetch: Fetch, for key: TokenKey, fallBack: Bool) async throws(TokenError) -> LiveToken {
         switch await fetch.value {
         case .success(.token(let token, _)):
+            guard let slot = self.slots[key] else { throw .unknownRegion(tenant: key.tenant, region: key.region) }
+            // Fetched for a credential replaced meanwhile: never served; the caller gets the new one's.
+            if token.revision < slot.revision { return try await self.token(for: key) }
             // The slot may hold a newer one by now (adopted from another broker meanwhile).
-            if let held = self.slots[key]?.token, self.slots[key]?.generation ?? 0 > token.generation { return held }
+            if let held = slot.token, slot.generation > token.generation { return held }
             return token.live
         case .success(.deferred):
             // A background fetch this caller joined found another broker refreshing: wait for that.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BrokerCore
+import BrokerPostgres
 import Logging
 import ServiceLifecycle
 
@@ -26,6 +27,10 @@ public final class BrokerDaemon: Sendable {
         /// Where to serve Prometheus text over HTTP, off by default.
         public var metricsListen: MetricsListenAddress?
         public var metricsLimits = MetricsHTTPServer.Limits()
+        /// A PostgreSQL database shared with the other brokers of a cluster; nil: the home's SQLite file.
+        public var databaseURL: DatabaseURL?
+        /// Where a database password is looked up when the URL has none (`PGPASSWORD`).
+        public var environment: [String: String] = [:]
 
         public init(paths: BrokerPaths, regions: RegionDirectory) {
             self.paths = paths
@@ -35,6 +40,7 @@ public final class BrokerDaemon: Sendable {
 
     private let group: ServiceGroup
     private let client: SobotClient
+    private let backend: DaemonBackend
     private let lock: ServeLock
     public let tokens: TokenManager
 
@@ -45,33 +51,52 @@ public final class BrokerDaemon: Sendable {
         guard FileIO.exists(configuration.paths.home) else { throw HomeError.notInitialized(configuration.paths.home) }
         self.lock = try ServeLock.acquire(at: configuration.paths.serveLock)
         try UnixSocketServer.checkSocketPath(configuration.paths.socket)
-        let database = try home.openStore()
-        let store = AsyncSQLiteStore(database)
         let registry = try ModuleRegistry(configuration.modules, enabled: configuration.enabledModules)
         let client = SobotClient(regions: configuration.regions, timeouts: configuration.timeouts, logger: logger)
         let clock = SystemClock()
+        let backend: DaemonBackend
+        do {
+            if let url = configuration.databaseURL {
+                backend = try await .postgres(
+                    url: url,
+                    environment: configuration.environment,
+                    home: home,
+                    client: client,
+                    clock: clock,
+                    logger: logger
+                )
+            } else {
+                backend = try .sqlite(home: home, client: client, clock: clock, logger: logger)
+            }
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        let store = backend.store
         let tokens = TokenManager(
             store: store,
-            issuer: SobotTokenIssuer(store: database, client: client, clock: clock, logger: logger),
+            issuer: backend.issuer,
             clock: clock,
             policy: configuration.policy,
             logger: logger,
             encoder: FastTokenReply.fragments
         )
+        let access: AccessControl
         do {
             try await tokens.start()
+            access = try await AccessControl.load(from: store)
         } catch {
+            await backend.stop()
             try? await client.shutdown()
             throw error
         }
         // Loading every stored token (decrypting, sorting and indexing them all) frees a lot at once.
         FreedMemory.release()
         let exporter = MetricsExporter(tokens: tokens)
-        let access = try await AccessControl.load(from: store)
         let audit = AuditLog(path: configuration.paths.home + "/audit.log", slotKeys: tokens.cache.key(of:), logger: logger)
         let upstream = BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger)
         let dispatcher = RPCDispatcher(
-            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access).handlers,
+            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access, cluster: backend.cluster).handlers,
             registry: registry,
             moduleContext: ModuleContext(upstream: upstream, logger: logger, clock: clock),
             access: access,
@@ -95,10 +120,18 @@ public final class BrokerDaemon: Sendable {
             audit: audit,
             logger: logger
         )
-        let watcher = StoreWatcher(store: store, reload: BrokerReload(store: store, tokens: tokens, access: access), logger: logger)
-        // Services stop in reverse order: the server drains first, then the watcher, then the audit
+        let reload = BrokerReload(store: store, tokens: tokens, access: access)
+        let hangup = HangupReload(
+            reload: { [backend] in
+                backend.reloadKeyring(try home.loadKeyring())
+                try await reload()
+            },
+            logger: logger
+        )
+        let watchers = backend.services(tokens, reload) + [hangup]
+        // Services stop in reverse order: the server drains first, then the watchers, then the audit
         // log writes what the last requests recorded, then the refresher stops.
-        var services: [any Service] = [tokens, audit, watcher]
+        var services: [any Service] = [tokens, audit] + watchers
         if let listen = configuration.metricsListen {
             services.append(MetricsHTTPServer(address: listen, limits: configuration.metricsLimits, exporter: exporter, logger: logger))
         }
@@ -114,6 +147,7 @@ public final class BrokerDaemon: Sendable {
         )
         self.client = client
         self.tokens = tokens
+        self.backend = backend
     }
 
     /// Serves until shut down; then releases the HTTP client. The socket is removed by the server.
@@ -121,9 +155,11 @@ public final class BrokerDaemon: Sendable {
         do {
             try await self.group.run()
         } catch {
+            await self.backend.stop()
             try? await self.client.shutdown()
             throw error
         }
+        await self.backend.stop()
         try await self.client.shutdown()
         withExtendedLifetime(self.lock) {}
     }
