@@ -12,21 +12,28 @@ extension PostgresStore {
     /// run and the transaction is rolled back.
     public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool) async throws -> UpsertReport {
         let sealer = try await self.writeSealer()
-        let batch = try UpsertBatch(tenants, sealer: sealer)
+        let batch = try await UpsertBatch.make(tenants, sealer: sealer)
         return try await self.pool.withTransaction(dryRun ? "check the tenants" : "store the tenants", commit: !dryRun) { session in
             try await self.requireCurrentKey(sealer, session: session)
-            let ids = batch.tenants.ids
-            let existing = try await session.query("SELECT count(*) FROM tenants WHERE id = ANY(\(ids)::text[])")[0].decode(Int.self)
-            for range in Self.chunks(ids.count) {
-                try await session.execute(
+            let tenants = batch.tenants
+            var existing = 0
+            for range in Self.chunks(tenants.ids.count) {
+                // Every part of one statement sees the table as it was before it: `existing` counts
+                // the tenants this statement updates rather than adds.
+                existing += try await session.query(
                     """
-                    INSERT INTO tenants (id, name, created_at, updated_at)
-                    SELECT u.id, CASE WHEN u.has_name THEN u.name END, \(now), \(now)
-                    FROM unnest(\(Array(ids[range]))::text[], \(Array(batch.tenants.names[range]))::text[], \(Array(batch.tenants.hasName[range]))::bool[])
-                        AS u (id, name, has_name)
-                    ON CONFLICT (id) DO UPDATE SET name = coalesce(excluded.name, tenants.name), updated_at = excluded.updated_at
+                    WITH u AS (
+                        SELECT * FROM unnest(\(Array(tenants.ids[range]))::text[], \(Array(tenants.names[range]))::text[], \(Array(tenants.hasName[range]))::bool[])
+                            AS u (id, name, has_name)
+                    ),
+                    written AS (
+                        INSERT INTO tenants (id, name, created_at, updated_at)
+                        SELECT u.id, CASE WHEN u.has_name THEN u.name END, \(now), \(now) FROM u
+                        ON CONFLICT (id) DO UPDATE SET name = coalesce(excluded.name, tenants.name), updated_at = excluded.updated_at
+                    )
+                    SELECT count(*) FROM tenants JOIN u USING (id)
                     """
-                )
+                )[0].decode(Int.self)
             }
             if !batch.appidChangedWithin.isEmpty {
                 try await session.execute(
@@ -59,7 +66,7 @@ extension PostgresStore {
                 )
             }
             try await Self.bumpConfiguration(session: session)
-            let added = ids.count - existing
+            let added = tenants.ids.count - existing
             return UpsertReport(tenantsAdded: added, tenantsUpdated: batch.tenantWrites - added, credentialsWritten: batch.credentialWrites)
         }
     }

@@ -146,6 +146,7 @@ import Testing
         let rotated = try fixture.keyring.addingFreshKey()
         try await fixture.withStore(keyring: rotated) { store in
             _ = try await store.upsert([tenant("acme", ("sg", "1", "app-key-1"))], now: 1_000, dryRun: false)
+            _ = try await store.resealAll { rotated }
         }
         try await fixture.withStore { store in
             await #expect {
