@@ -42,7 +42,8 @@ import Glibc
             return message.contains("no connection within 0.5 s") && (cause.contains("does not answer") || cause.contains("timeout"))
                 && !message.contains("\n")
         }
-        #expect(ContinuousClock.now - started < .seconds(4))
+        // Generous: on a loaded two-core machine even a 0.5 s timeout can take seconds to be noticed.
+        #expect(ContinuousClock.now - started < .seconds(30))
     }
 
     @Test func aRefusedConnectionSaysSo() async throws {
@@ -54,7 +55,8 @@ import Glibc
             guard case PostgresStoreError.timedOut(_, _, .connection, let cause?) = error else { return false }
             return cause.contains("cannot connect") && !"\(error)".contains("\n")
         }
-        #expect(ContinuousClock.now - started < .seconds(4))
+        // Generous: on a loaded two-core machine even a 0.5 s timeout can take seconds to be noticed.
+        #expect(ContinuousClock.now - started < .seconds(30))
     }
 
     @Test func aMissingDatabaseIsNamed() async throws {
@@ -93,7 +95,8 @@ import Glibc
                 }
                 return stopped && !message.contains("secret-key") && !message.contains("\n")
             }
-            #expect(ContinuousClock.now - started < .seconds(4))
+            // Generous: on a loaded two-core machine even a 0.5 s timeout can take seconds to be noticed.
+        #expect(ContinuousClock.now - started < .seconds(30))
             _ = try await holder
             let report = try await store.upsert([tenant("acme", ("sg", "1", "secret-key"))], now: 1_000, dryRun: false)
             #expect(report.tenantsAdded == 1)
