@@ -123,7 +123,8 @@ public actor TokenManager: Service {
         }
         let reread = Array(changed.keys) + Array(added.keys)
         let stored: [StoredToken]
-        if added.count > 256 {
+        // Many keys to re-read (a start, a large import): one read of every token beats one per key.
+        if reread.count > 256 {
             let wanted = Set(reread)
             let loaded = try await store.loadTokens(expiringAfter: unixNow)
             stored = loaded.tokens.filter { wanted.contains($0.key) }
@@ -140,16 +141,18 @@ public actor TokenManager: Service {
         let storedByKey = Dictionary(stored.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
         var retryNow: [TokenKey] = []
         for (key, revision) in changed {
-            guard let slot = self.slots[key], revision > slot.revision else { continue }
+            guard let slot = self.slots[key] else { continue }
             if slot.failures > 0 { retryNow.append(key) }
             slot.revision = revision
             slot.failures = 0
             slot.blockedUntil = nil
             slot.lastError = nil
             // A token the store no longer holds for the new revision belonged to the old credential
-            // (its appid changed); one fetched under the new revision meanwhile is kept.
-            if slot.token != nil, slot.tokenRevision < revision, storedByKey[key]?.value != slot.token?.value {
+            // (its appid changed, or it was removed and added again); one fetched under the new
+            // revision meanwhile is kept. A re-added credential counts its generations afresh.
+            if slot.token != nil, slot.tokenRevision != revision, storedByKey[key]?.value != slot.token?.value {
                 slot.token = nil
+                slot.generation = 0
                 self.cache.clearToken(key)
             }
         }
