@@ -141,10 +141,15 @@ import Testing
         // commit, whose time varies with the disk's load. So the band is checked loosely, wide enough
         // for more than a second's delay, and the count bounds refreshing too early or too often;
         // TokenManagerTests checks the band exactly with a manual clock.
+        // The simulator runs inside the test process, which in a full run also hosts the cluster
+        // tests' simulators: arrivals were seen delayed by about 2 s, so a gap of 0.06 of the
+        // lifetime (0.23 s) was measured between two refreshes sent 2 s apart (twice, in fresh-clone
+        // CI runs). The lower bound only says no two fetches arrive together; the count above bounds
+        // refreshing too often.
         #expect(times.count <= 6, "get_token calls: \(times.count) in 9 s of 4 s tokens")
         for (previous, next) in zip(times, times.dropFirst()) {
             let fraction = (next - previous) / 4
-            #expect(fraction >= 0.1 && fraction <= 0.95, "refreshed after \(fraction) of the lifetime")
+            #expect(fraction >= 0.02 && fraction <= 0.95, "refreshed after \(fraction) of the lifetime")
         }
         // Callers never see a token about to expire.
         for _ in 0..<20 {
