@@ -46,19 +46,18 @@ extension PostgresStore {
             }
             let credentials = batch.credentials
             for range in Self.chunks(credentials.tenants.count) {
-                // The inserted revision is the number of writes: added to a stored revision on conflict.
+                // Every written credential takes the sequence's next revision (the column's default).
                 try await session.execute(
                     """
-                    INSERT INTO credentials AS c (tenant_id, region, appid, app_key, revision, created_at, updated_at)
-                    SELECT u.tenant_id, u.region, u.appid, u.app_key, u.writes, \(now), \(now)
+                    INSERT INTO credentials AS c (tenant_id, region, appid, app_key, created_at, updated_at)
+                    SELECT u.tenant_id, u.region, u.appid, u.app_key, \(now), \(now)
                     FROM unnest(
                         \(Array(credentials.tenants[range]))::text[], \(Array(credentials.regions[range]))::text[],
-                        \(Array(credentials.appids[range]))::text[], \(Array(credentials.sealedKeys[range]))::bytea[],
-                        \(Array(credentials.writes[range]))::int8[]
-                    ) AS u (tenant_id, region, appid, app_key, writes)
+                        \(Array(credentials.appids[range]))::text[], \(Array(credentials.sealedKeys[range]))::bytea[]
+                    ) AS u (tenant_id, region, appid, app_key)
                     ON CONFLICT (tenant_id, region) DO UPDATE SET
                         appid = excluded.appid, app_key = excluded.app_key, updated_at = excluded.updated_at,
-                        revision = c.revision + excluded.revision,
+                        revision = excluded.revision,
                         token = CASE WHEN c.appid = excluded.appid THEN c.token END,
                         issued_at = CASE WHEN c.appid = excluded.appid THEN c.issued_at END,
                         expires_at = CASE WHEN c.appid = excluded.appid THEN c.expires_at END

@@ -6,8 +6,8 @@ import NIOCore
 ///
 /// Rows are sorted by key, so concurrent upserts lock rows in one order and cannot deadlock. A
 /// definition repeated in the batch is folded into one row with the outcome of applying them in
-/// order, as SQLite does: the last name given wins, the last credential wins, its revision grows once
-/// per write, and a token goes when the appid changes at any step.
+/// order, as SQLite does: the last name given wins, the last credential wins (with one new revision),
+/// and a token goes when the appid changes at any step.
 struct UpsertBatch: Sendable {
     struct Tenants: Sendable {
         var ids: [String] = []
@@ -21,8 +21,6 @@ struct UpsertBatch: Sendable {
         var regions: [String] = []
         var appids: [String] = []
         var sealedKeys: [ByteBuffer] = []
-        /// How many times the batch writes the credential: its revision grows by as much.
-        var writes: [Int64] = []
     }
 
     var tenants = Tenants()
@@ -68,13 +66,11 @@ struct UpsertBatch: Sendable {
                     batch.appidChangedWithin.append(TokenKey(tenant: tenant, region: credential.region))
                 }
                 batch.credentials.appids[last] = credential.appid
-                batch.credentials.writes[last] += 1
                 appKeys[last] = credential.appKey
             } else {
                 batch.credentials.tenants.append(tenant)
                 batch.credentials.regions.append(credential.region)
                 batch.credentials.appids.append(credential.appid)
-                batch.credentials.writes.append(1)
                 appKeys.append(credential.appKey)
             }
         }

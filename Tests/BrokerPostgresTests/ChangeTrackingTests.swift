@@ -15,7 +15,7 @@ import Testing
             _ = try await store.upsert([tenant("acme", ("sg", "1", "k1"), ("us", "2", "k2"))], now: 1_000, dryRun: false)
             let everything = try await store.changes(since: nil)
             #expect(everything.configurationChanged)
-            #expect(everything.tokens.sorted { $0.key < $1.key } == [TokenVersion(key: sg, revision: 1, generation: 0), TokenVersion(key: us, revision: 1, generation: 0)])
+            #expect(everything.tokens.sorted { $0.key < $1.key } == [TokenVersion(key: sg, revision: 1, generation: 0), TokenVersion(key: us, revision: 2, generation: 0)])
 
             let quiet = try await store.changes(since: everything.horizon)
             #expect(quiet.tokens.isEmpty && !quiet.configurationChanged)
