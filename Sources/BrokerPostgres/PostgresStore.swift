@@ -36,6 +36,9 @@ public final class PostgresStore: BrokerStore, Service {
     private let sealerState: Mutex<SecretSealer>
     /// The version `sealing_key` records, as last read: what writers seal with (see `writeSealer()`).
     private let recordedSealingKey = Mutex<UInt32?>(nil)
+    /// Concurrent lease claims and completions, gathered into one statement per batch.
+    let leaseClaims = RequestCoalescer<LeaseRequest, LeaseClaim>(maximumBatch: 512)
+    let leaseCompletions = RequestCoalescer<LeaseCompletion, Int64?>(maximumBatch: 512)
 
     /// - Parameters:
     ///   - environment: where `PGPASSWORD` is looked up when the URL carries no password.

@@ -151,10 +151,14 @@ import Testing
             let fraction = (next - previous) / 4
             #expect(fraction >= 0.02 && fraction <= 0.95, "refreshed after \(fraction) of the lifetime")
         }
-        // Callers never see a token about to expire.
+        // Callers never see a token about to expire: each is served with at least its serving margin
+        // (10% of 4 s) left. `expires_at` is rounded down to the second, hence the 1.
         for _ in 0..<20 {
+            let sentAt = Date().timeIntervalSince1970
             let reply = try await daemon.call("token.get", ["tenant": "t0"]).get()
-            #expect((reply["expires_in"]?.integerValue ?? 0) >= 1)
+            let expiresAt = Double(reply["expires_at"]?.integerValue ?? 0)
+            #expect(expiresAt + 1 > sentAt + 0.4, "served with \(expiresAt + 1 - sentAt) s left at most")
+            #expect((reply["expires_in"]?.integerValue ?? -1) >= 0)
             try await Task.sleep(for: .milliseconds(50))
         }
         await daemon.shutdown()
