@@ -30,8 +30,13 @@ let package = Package(
         ),
         .systemLibrary(name: "CLinuxEvents"),
         .target(
+            name: "BrokerModuleSDK",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "BrokerCore",
             dependencies: [
+                "BrokerModuleSDK",
                 "CSQLite",
                 "COpenSSL",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -80,8 +85,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "Marketing", dependencies: ["BrokerCore"], path: "Plugins/Marketing"),
-        .target(name: "CRM", dependencies: ["BrokerCore"], path: "Plugins/CRM"),
+        .target(name: "Marketing", dependencies: ["BrokerModuleSDK"], path: "Plugins/Marketing"),
+        .target(name: "CRM", dependencies: ["BrokerModuleSDK"], path: "Plugins/CRM"),
         .executableTarget(
             name: "sobot-broker",
             dependencies: [

@@ -1,4 +1,4 @@
-import BrokerCore
+import BrokerModuleSDK
 
 /// Runs a validated marketing query against the upstream: one page, every page, or one query per
 /// tenant, with bounded concurrency.

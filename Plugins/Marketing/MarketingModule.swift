@@ -1,4 +1,4 @@
-import BrokerCore
+import BrokerModuleSDK
 
 /// Sobot's marketing theme APIs (operations support): catalogs and subjects, with paging,
 /// whole-list fetches (`all_pages`) and cross-tenant queries for agencies (`tenants`).

@@ -39,8 +39,8 @@ enum FuzzTargets {
                     for name in ["page_no", "page_size", "page_count", "total_count"] {
                         guard let count = json[name]?.integerValue, count >= 0 else { fatalError("a page with a negative \(name)") }
                     }
-                case .failure(.upstream(let error)):
-                    Self.check(error, body: body)
+                case .failure(let error) where error.code == ErrorCode.upstreamUnavailable:
+                    Self.check(SobotError.unavailable(error.message), body: body)
                 case .failure(let error):
                     fatalError("a page decoding failure that is not the upstream's: \(error.message)")
                 }

@@ -98,7 +98,7 @@ import Testing
         await #expect {
             _ = try await harness.call("marketing.subject.query", params)
         } throws: { error in
-            guard case .invalidParams = error as? ModuleError else { return false }
+            guard (error as? ModuleError)?.code == ErrorCode.invalidParams else { return false }
             return true
         }
         #expect(harness.fixture.simulator.businessRequestCount == before)
@@ -122,7 +122,7 @@ import Testing
         let harness = try await Harness()
         harness.fixture.simulator.businessFault = .returnCode("900002")
         let businessCalls = harness.fixture.simulator.businessRequestCount
-        await #expect(throws: ModuleError.upstream(.rejected(retCode: "900002", retMsg: "token expired"))) {
+        await #expect(throws: ModuleError(SobotError.rejected(retCode: "900002", retMsg: "token expired"))) {
             _ = try await harness.call("marketing.catalog.query", ["tenant": "t0"])
         }
         #expect(harness.fixture.simulator.businessRequestCount == businessCalls + 2)

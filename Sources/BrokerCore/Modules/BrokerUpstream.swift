@@ -25,7 +25,7 @@ public struct BrokerUpstream: UpstreamCalling {
             key = try await self.tokens.resolve(tenant: tenant, region: region)
             token = try await self.tokens.token(for: key)
         } catch {
-            throw .token(error)
+            throw ModuleError(error)
         }
         var retried = false
         while true {
@@ -37,13 +37,13 @@ public struct BrokerUpstream: UpstreamCalling {
                 do throws(TokenError) {
                     token = try await self.tokens.invalidate(key, reported: token.value)
                 } catch {
-                    throw .token(error)
+                    throw ModuleError(error)
                 }
             } catch .rejected(SobotReturnCode.tokenEmpty, _) {
                 self.logger.error("upstream says the token header was empty: a broker bug", metadata: ["key": "\(key)"])
                 throw .internalError("the upstream received no token (900001)")
             } catch {
-                throw .upstream(error)
+                throw ModuleError(error)
             }
         }
     }

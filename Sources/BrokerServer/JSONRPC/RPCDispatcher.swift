@@ -210,8 +210,8 @@ public final class RPCDispatcher: Sendable {
             do throws(ModuleError) {
                 return try await method.handler(request.params, self.moduleContext)
             } catch {
-                if case .internalError(let detail) = error {
-                    self.logger.error("module method failed", metadata: ["method": "\(request.method)", "error": "\(detail)"])
+                if error.code == ErrorCode.internalError {
+                    self.logger.error("module method failed", metadata: ["method": "\(request.method)", "error": "\(error.message)"])
                 }
                 throw RPCError(error)
             }
