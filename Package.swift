@@ -87,6 +87,7 @@ let package = Package(
         ),
         .target(name: "Marketing", dependencies: ["BrokerModuleSDK"], path: "Plugins/Marketing"),
         .target(name: "CRM", dependencies: ["BrokerModuleSDK"], path: "Plugins/CRM"),
+        .target(name: "SobotRequest", dependencies: ["BrokerModuleSDK"], path: "Plugins/SobotRequest"),
         .executableTarget(
             name: "sobot-broker",
             dependencies: [
@@ -96,6 +97,7 @@ let package = Package(
                 "SobotSimulator",
                 "Marketing",
                 "CRM",
+                "SobotRequest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -117,7 +119,7 @@ let package = Package(
         ),
         .testTarget(name: "BrokerServerTests", dependencies: ["BrokerServer", "BrokerCore", "SobotSimulator", "TestSupport"]),
         .testTarget(name: "SobotSimulatorTests", dependencies: ["SobotSimulator", "BrokerCore", "TestSupport"]),
-        .testTarget(name: "PluginTests", dependencies: ["Marketing", "CRM", "BrokerCore", "BrokerServer", "SobotSimulator", "TestSupport"]),
+        .testTarget(name: "PluginTests", dependencies: ["Marketing", "CRM", "SobotRequest", "BrokerModuleSDK", "BrokerCore", "BrokerServer", "SobotSimulator", "TestSupport"]),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["sobot-broker", "sobot-broker-fuzz", "BrokerServer", "BrokerCore", "SobotSimulator", "TestSupport"]

@@ -48,6 +48,35 @@ public struct BrokerUpstream: UpstreamCalling {
         }
     }
 
+    public func send(_ call: SobotCall) async throws(ModuleError) -> SobotCallReply {
+        let key: TokenKey
+        var token: LiveToken
+        do throws(TokenError) {
+            key = try await self.tokens.resolve(tenant: call.tenant, region: call.region)
+            token = try await self.tokens.token(for: key)
+        } catch {
+            throw ModuleError(error)
+        }
+        var retried = false
+        while true {
+            let reply: SobotCallReply
+            do throws(SobotError) {
+                reply = try await self.client.forward(call, region: key.region, token: token.value)
+            } catch {
+                throw ModuleError(error)
+            }
+            // A second 900002 in a row goes back as it came: never a loop.
+            guard !retried, SobotClient.saysTokenExpired(reply.body) else { return reply }
+            retried = true
+            self.logger.info("upstream says token expired; refreshing once", metadata: ["key": "\(key)"])
+            do throws(TokenError) {
+                token = try await self.tokens.invalidate(key, reported: token.value)
+            } catch {
+                throw ModuleError(error)
+            }
+        }
+    }
+
     public func tenantIDs() async throws(ModuleError) -> [String] {
         do {
             return try await self.store.summaries().map(\.id)

@@ -12,6 +12,8 @@ struct AuditEntry: Hashable, Sendable {
     var region: String?
     var outcome: AuditLog.Outcome
     var code: Int?
+    /// For a forwarded Sobot call: its HTTP method, path (already checked by `SobotPath`) and status.
+    var call: ForwardedCallRecord?
 
     /// The JSON line (with its `\n`) for `count` such calls, the first at `time`.
     func line(count: Int, time: Double) -> [UInt8] {
@@ -26,6 +28,11 @@ struct AuditEntry: Hashable, Sendable {
         if let tenant = self.tenant { object["tenant"] = .string(tenant) }
         if let region = self.region { object["region"] = .string(region) }
         if let code = self.code { object["code"] = .integer(Int64(code)) }
+        if let call = self.call {
+            object["http_method"] = .string(call.httpMethod)
+            object["path"] = .string(call.path)
+            if let status = call.status { object["status"] = .integer(Int64(status)) }
+        }
         if count != 1 { object["count"] = .integer(Int64(count)) }
         var line = JSONWriter.bytes(.object(object))
         line.append(0x0a)

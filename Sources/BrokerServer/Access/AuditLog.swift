@@ -90,6 +90,7 @@ public final class AuditLog: Service, Sendable {
         region: String?,
         outcome: Outcome,
         code: Int? = nil,
+        call: ForwardedCallRecord? = nil,
         count: Int = 1,
         now: Double = SystemClock().unixNow()
     ) {
@@ -101,7 +102,8 @@ public final class AuditLog: Service, Sendable {
             tenant: tenants.isEmpty ? nil : AuditField.tenants(tenants),
             region: region.map { AuditField.region($0) },
             outcome: outcome,
-            code: code
+            code: code,
+            call: call
         )
         guard outcome == .ok else {
             self.pending.withLock { $0.failures.add(entry, count: count, now: now) }

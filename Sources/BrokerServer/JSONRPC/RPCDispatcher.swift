@@ -193,12 +193,15 @@ public final class RPCDispatcher: Sendable {
         default: tenants = request.params?["tenant"]?.stringValue.map { [$0] } ?? []
         }
         let region = request.params?["region"]?.stringValue
+        let forwarded = self.registry.method(named: request.method)?.forwardedCall
         switch outcome {
-        case .success:
-            audit.record(peer: peer, method: request.method, tenants: tenants, region: region, outcome: .ok)
+        case .success(let result):
+            let call = forwarded?(request.params, result)
+            audit.record(peer: peer, method: request.method, tenants: tenants, region: region, outcome: .ok, call: call)
         case .failure(let error):
             let kind: AuditLog.Outcome = error.code == RPCError.permissionDeniedCode ? .denied : .error
-            audit.record(peer: peer, method: request.method, tenants: tenants, region: region, outcome: kind, code: error.code)
+            let call = forwarded?(request.params, nil)
+            audit.record(peer: peer, method: request.method, tenants: tenants, region: region, outcome: kind, code: error.code, call: call)
         }
     }
 
