@@ -77,6 +77,14 @@ public struct BrokerUpstream: UpstreamCalling {
         }
     }
 
+    public func regions(ofTenant tenant: String) async throws(ModuleError) -> [String] {
+        do {
+            return try await self.store.credentialKeys(ofTenant: tenant).map(\.region).sorted()
+        } catch {
+            throw .internalError("cannot read the tenant's regions: \(error)")
+        }
+    }
+
     public func tenantIDs() async throws(ModuleError) -> [String] {
         do {
             return try await self.store.summaries().map(\.id)
