@@ -5,7 +5,9 @@ let package = Package(
     name: "sobot-broker",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "sobot-broker", targets: ["sobot-broker"])
+        .executable(name: "sobot-broker", targets: ["sobot-broker"]),
+        .library(name: "SobotBrokerClient", targets: ["SobotBrokerClient"]),
+        .library(name: "BrokerModuleSDK", targets: ["BrokerModuleSDK"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -33,6 +35,7 @@ let package = Package(
             name: "BrokerModuleSDK",
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
+        .target(name: "SobotBrokerClient", dependencies: ["BrokerModuleSDK"]),
         .target(
             name: "BrokerCore",
             dependencies: [
@@ -98,6 +101,7 @@ let package = Package(
                 "Marketing",
                 "CRM",
                 "SobotRequest",
+                "SobotBrokerClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -122,7 +126,7 @@ let package = Package(
         .testTarget(name: "PluginTests", dependencies: ["Marketing", "CRM", "SobotRequest", "BrokerModuleSDK", "BrokerCore", "BrokerServer", "SobotSimulator", "TestSupport"]),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["sobot-broker", "sobot-broker-fuzz", "BrokerServer", "BrokerCore", "SobotSimulator", "TestSupport"]
+            dependencies: ["sobot-broker", "sobot-broker-fuzz", "BrokerServer", "BrokerCore", "SobotSimulator", "TestSupport", "SobotBrokerClient"]
         ),
     ],
     swiftLanguageModes: [.v6]
