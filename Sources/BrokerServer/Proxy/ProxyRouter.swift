@@ -137,3 +137,21 @@ struct ProxyRouter: Sendable {
         text.utf8.count <= 256 && text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7f }
     }
 }
+
+/// The proxy's checks of a request's method, target and headers on their own, as the fuzzer drives
+/// them: the call that would be forwarded, or the refusal.
+public enum ProxyRequestCheck {
+    public static func check(method: String, uri: String, headers: [(String, String)]) -> Result<SobotCall, RPCError> {
+        let target = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let request = ProxyRequest(method: HTTPMethod(rawValue: method), uri: uri, headers: HTTPHeaders(headers), body: nil)
+        return Result { () throws(RPCError) in
+            try ProxyRouter.call(
+                for: request,
+                tenant: "t",
+                region: nil,
+                rawPath: target.first.map(String.init) ?? "",
+                rawQuery: target.count > 1 ? String(target[1]) : ""
+            )
+        }
+    }
+}
