@@ -6,8 +6,9 @@ import BrokerPostgres
 import Logging
 import ServiceLifecycle
 
-/// The whole daemon, wired: store, token engine, Sobot client, modules, dispatcher and socket server,
-/// run as one `ServiceGroup` that shuts down gracefully on SIGTERM/SIGINT or `triggerShutdown()`.
+/// The whole daemon, wired: store, token engine, Sobot client, modules, dispatcher, client keys and
+/// socket server, run as one `ServiceGroup` that shuts down gracefully on SIGTERM/SIGINT or
+/// `triggerShutdown()`.
 public final class BrokerDaemon: Sendable {
     public struct Configuration: Sendable {
         public var paths: BrokerPaths
@@ -43,6 +44,8 @@ public final class BrokerDaemon: Sendable {
     private let backend: DaemonBackend
     private let lock: ServeLock
     public let tokens: TokenManager
+    /// The client keys TCP callers of the HTTP proxy present, kept current by every reload.
+    public let clientKeys: ClientKeyVerifier
 
     /// Takes the serve lock, opens the home (refusing an insecure key file), loads every persisted
     /// token, and builds the services. Nothing listens until `run()`.
@@ -82,9 +85,11 @@ public final class BrokerDaemon: Sendable {
             encoder: FastTokenReply.fragments
         )
         let access: AccessControl
+        let clientKeys: ClientKeyVerifier
         do {
             try await tokens.start()
             access = try await AccessControl.load(from: store)
+            clientKeys = try await ClientKeyVerifier.load(from: store, clock: clock)
         } catch {
             await backend.stop()
             try? await client.shutdown()
@@ -96,7 +101,8 @@ public final class BrokerDaemon: Sendable {
         let audit = AuditLog(path: configuration.paths.home + "/audit.log", slotKeys: tokens.cache.key(of:), logger: logger)
         let upstream = BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger)
         let dispatcher = RPCDispatcher(
-            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access, cluster: backend.cluster).handlers,
+            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access, clientKeys: clientKeys, cluster: backend.cluster)
+                .handlers,
             registry: registry,
             moduleContext: ModuleContext(upstream: upstream, logger: logger, clock: clock),
             access: access,
@@ -120,7 +126,7 @@ public final class BrokerDaemon: Sendable {
             audit: audit,
             logger: logger
         )
-        let reload = BrokerReload(store: store, tokens: tokens, access: access)
+        let reload = BrokerReload(store: store, tokens: tokens, access: access, clientKeys: clientKeys)
         let hangup = HangupReload(
             reload: { [backend] in
                 backend.reloadKeyring(try home.loadKeyring())
@@ -129,9 +135,11 @@ public final class BrokerDaemon: Sendable {
             logger: logger
         )
         let watchers = backend.services(tokens, reload) + [hangup]
-        // Services stop in reverse order: the server drains first, then the watchers, then the audit
-        // log writes what the last requests recorded, then the refresher stops.
-        var services: [any Service] = [tokens, audit] + watchers
+        let usage = ClientKeyUsageFlush(keys: clientKeys, store: store, clock: clock, logger: logger)
+        // Services stop in reverse order: the server drains first, then the watchers, then the last
+        // client-key uses and what the audit log holds of the last requests are written, then the
+        // refresher stops.
+        var services: [any Service] = [tokens, audit, usage] + watchers
         if let listen = configuration.metricsListen {
             services.append(MetricsHTTPServer(address: listen, limits: configuration.metricsLimits, exporter: exporter, logger: logger))
         }
@@ -147,6 +155,7 @@ public final class BrokerDaemon: Sendable {
         )
         self.client = client
         self.tokens = tokens
+        self.clientKeys = clientKeys
         self.backend = backend
     }
 
