@@ -6,7 +6,7 @@ struct AccessCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "access",
         abstract: "Let other local users or groups call the daemon (by default only its own user and root can).",
-        subcommands: [Grant.self, List.self, Revoke.self]
+        subcommands: [Grant.self, List.self, Revoke.self, AccessKeyCommand.self]
     )
 
     /// `--uid | --gid | --user | --group`: exactly one.
