@@ -30,6 +30,17 @@ import Testing
         #expect(try store.clientKeys() == [second])
     }
 
+    @Test func aRemovedTenantTakesItsKeysButNotEveryTenantKeys() throws {
+        let store = try SQLiteStore(path: self.directory.file("broker.db"), sealer: self.sealer)
+        try store.upsert([TenantDefinition(id: "acme", name: nil, credentials: [CredentialDefinition(region: "sg", appid: "1", appKey: "k1"), CredentialDefinition(region: "us", appid: "2", appKey: "k2")])], now: 1)
+        for (id, tenant) in [("00000000000a", "acme"), ("00000000000b", "*"), ("00000000000c", "beta")] {
+            try store.createClientKey(ClientKey(id: id, name: nil, tenant: tenant, methods: ["*"], createdAt: 1), secretHash: Array(repeating: 1, count: 32))
+        }
+        #expect(try store.remove(tenant: "acme", region: "us") == RemovalReport(credentials: 1, accessRules: 0, clientKeys: 0), "the tenant remains")
+        #expect(try store.remove(tenant: "acme", region: "sg") == RemovalReport(credentials: 1, accessRules: 0, clientKeys: 1))
+        #expect(try store.clientKeys().map(\.id) == ["00000000000b", "00000000000c"], "a tenant re-created under its id inherits no key")
+    }
+
     @Test func theDatabaseFilesHoldTheHashNeverTheKey() throws {
         let key = try ClientKeyText.generate()
         let store = try SQLiteStore(path: self.directory.file("broker.db"), sealer: self.sealer)

@@ -27,7 +27,7 @@ public protocol BrokerStore: Sendable {
     func summaries() async throws -> [TenantSummary]
 
     /// Removes a tenant (every region) or one region of it, with its tokens; a tenant left with no
-    /// region goes, and with it the access rules naming it.
+    /// region goes, and with it the access rules and client keys naming it.
     func remove(tenant: String, region: String?) async throws -> RemovalReport
 
     /// Every credential's revision: it grows each time the credential is replaced.
