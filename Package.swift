@@ -119,7 +119,9 @@ let package = Package(
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "SobotSimulator", "TestSupport"]),
         .testTarget(
             name: "BrokerPostgresTests",
-            dependencies: ["BrokerPostgres", "BrokerCore", "SobotSimulator", "TestSupport", .product(name: "PostgresNIO", package: "postgres-nio")]
+            dependencies: [
+                "BrokerPostgres", "BrokerCore", "BrokerServer", "SobotSimulator", "TestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
         ),
         .testTarget(name: "BrokerServerTests", dependencies: ["BrokerServer", "BrokerCore", "SobotSimulator", "TestSupport"]),
         .testTarget(name: "SobotSimulatorTests", dependencies: ["SobotSimulator", "BrokerCore", "TestSupport"]),

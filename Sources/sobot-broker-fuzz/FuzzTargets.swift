@@ -145,7 +145,8 @@ enum FuzzTargets {
         )
         let access = AccessControl(policy: AccessPolicy(ownerUID: 0, rules: []))
         return RPCDispatcher(
-            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access).handlers,
+            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access, clientKeys: ClientKeyVerifier(keys: [], clock: clock))
+                .handlers,
             registry: registry,
             moduleContext: ModuleContext(upstream: BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger), logger: logger, clock: clock),
             access: access,

@@ -6,8 +6,9 @@ import BrokerPostgres
 import Logging
 import ServiceLifecycle
 
-/// The whole daemon, wired: store, token engine, Sobot client, modules, dispatcher and socket server,
-/// run as one `ServiceGroup` that shuts down gracefully on SIGTERM/SIGINT or `triggerShutdown()`.
+/// The whole daemon, wired: store, token engine, Sobot client, modules, dispatcher, client keys and
+/// socket server, run as one `ServiceGroup` that shuts down gracefully on SIGTERM/SIGINT or
+/// `triggerShutdown()`.
 public final class BrokerDaemon: Sendable {
     public struct Configuration: Sendable {
         public var paths: BrokerPaths
@@ -46,6 +47,8 @@ public final class BrokerDaemon: Sendable {
     private let backend: DaemonBackend
     private let lock: ServeLock
     public let tokens: TokenManager
+    /// The client keys TCP callers of the HTTP proxy present, kept current by every reload.
+    public let clientKeys: ClientKeyVerifier
 
     /// Takes the serve lock, opens the home (refusing an insecure key file), loads every persisted
     /// token, and builds the services. Nothing listens until `run()`.
@@ -85,9 +88,11 @@ public final class BrokerDaemon: Sendable {
             encoder: FastTokenReply.fragments
         )
         let access: AccessControl
+        let clientKeys: ClientKeyVerifier
         do {
             try await tokens.start()
             access = try await AccessControl.load(from: store)
+            clientKeys = try await ClientKeyVerifier.load(from: store, clock: clock)
         } catch {
             await backend.stop()
             try? await client.shutdown()
@@ -98,7 +103,7 @@ public final class BrokerDaemon: Sendable {
         let exporter = MetricsExporter(tokens: tokens)
         let audit = AuditLog(path: configuration.paths.home + "/audit.log", slotKeys: tokens.cache.key(of:), logger: logger)
         let upstream = BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger)
-        let methods = BrokerMethods(tokens: tokens, store: store, registry: registry, access: access, cluster: backend.cluster)
+        let methods = BrokerMethods(tokens: tokens, store: store, registry: registry, access: access, clientKeys: clientKeys, cluster: backend.cluster)
         let dispatcher = RPCDispatcher(
             handlers: methods.handlers,
             registry: registry,
@@ -119,7 +124,7 @@ public final class BrokerDaemon: Sendable {
                     configuration.httpProxy,
                     socketGroup: configuration.socketGroup,
                     router: router,
-                    keys: { _ in nil },
+                    keys: { presented in clientKeys.verify(presented: presented) },
                     limits: configuration.proxyLimits,
                     logger: logger
                 )
@@ -146,7 +151,7 @@ public final class BrokerDaemon: Sendable {
             audit: audit,
             logger: logger
         )
-        let reload = BrokerReload(store: store, tokens: tokens, access: access)
+        let reload = BrokerReload(store: store, tokens: tokens, access: access, clientKeys: clientKeys)
         let hangup = HangupReload(
             reload: { [backend] in
                 backend.reloadKeyring(try home.loadKeyring())
@@ -155,9 +160,11 @@ public final class BrokerDaemon: Sendable {
             logger: logger
         )
         let watchers = backend.services(tokens, reload) + [hangup]
-        // Services stop in reverse order: the server drains first, then the watchers, then the audit
-        // log writes what the last requests recorded, then the refresher stops.
-        var services: [any Service] = [tokens, audit] + watchers
+        let usage = ClientKeyUsageFlush(keys: clientKeys, store: store, clock: clock, logger: logger)
+        // Services stop in reverse order: the server drains first, then the watchers, then the last
+        // client-key uses and what the audit log holds of the last requests are written, then the
+        // refresher stops.
+        var services: [any Service] = [tokens, audit, usage] + watchers
         if let listen = configuration.metricsListen {
             services.append(MetricsHTTPServer(address: listen, limits: configuration.metricsLimits, exporter: exporter, logger: logger))
         }
@@ -174,6 +181,7 @@ public final class BrokerDaemon: Sendable {
         )
         self.client = client
         self.tokens = tokens
+        self.clientKeys = clientKeys
         self.backend = backend
     }
 
