@@ -20,7 +20,7 @@ public actor ReadGate {
     /// How many readers wait at the gate now.
     public var waitingCount: Int { self.waiting.count }
 
-    func pass() async {
+    public func pass() async {
         guard !self.isOpen else { return }
         await withCheckedContinuation { self.waiting.append($0) }
     }
