@@ -30,7 +30,7 @@ final class BrokerLineConnection {
             let code = errno
             close(fd)
             if code == ENOENT || code == ECONNREFUSED {
-                throw .unavailable("no daemon is listening at \(socketPath); is `sobot-broker serve` running?")
+                throw .unavailable("no daemon is listening; is `sobot-broker serve` running? socket: \(socketPath)")
             }
             throw .unavailable("cannot connect to \(socketPath) (\(String(cString: strerror(code))))")
         }

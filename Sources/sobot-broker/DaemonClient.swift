@@ -20,7 +20,8 @@ struct DaemonClient {
         } catch {
             switch error {
             case .rejected(let code, let message, _): throw CLIError("\(message) (\(code))")
-            default: throw CLIError(error.description)
+            case .unavailable(let reason): throw CLIError(reason)
+            case .badReply(let reason): throw CLIError("unreadable reply from the daemon: \(reason)")
             }
         }
     }

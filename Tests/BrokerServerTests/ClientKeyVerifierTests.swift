@@ -106,7 +106,7 @@ import Testing
         // The watcher compares against the version it reads when it starts: once it has seen one change
         // (rules granted one after another until it has), it sees every later one.
         var granted: UInt32 = 0
-        let watching = try await eventually(timeout: 10, interval: 0.1) {
+        let watching = try await eventually(timeout: 30, interval: 0.1) {
             granted += 1
             try cli.grant(AccessRule(subject: .uid(granted), tenant: "acme", methods: ["token.get"]), now: 1)
             return !access.current.rules.isEmpty
