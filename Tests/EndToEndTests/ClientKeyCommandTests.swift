@@ -21,8 +21,10 @@ import Testing
             Backend(
                 run: { try await runBroker($0, environment: environment) },
                 storedHashes: {
-                    let store = try BrokerHome(paths: BrokerPaths(home: directory.file("home"))).openStore()
-                    return try store.hashedClientKeys().map { Hex.encode($0.secretHash) }
+                    try await onThread {
+                        let store = try BrokerHome(paths: BrokerPaths(home: directory.file("home"))).openStore()
+                        return try store.hashedClientKeys().map { Hex.encode($0.secretHash) }
+                    }
                 }
             )
         )
@@ -67,9 +69,10 @@ import Testing
         let json = try await backend.run(["access", "key", "list", "--json"])
         let keys = try #require(try JSONParser.parse(Array(json.stdout.utf8))["keys"]?.arrayValue)
         #expect(keys.count == 2)
-        #expect(keys.first?["id"]?.stringValue == key.id && keys.first?["tenant"] == "acme" && keys.first?["name"] == "billing service")
-        #expect(keys.first?["methods"] == ["sobot.request", "token.get"] && keys.first?["last_used_at"] == .null)
-        let fields = keys.first?.objectValue.map { Set($0.keys) }
+        let entry = keys.first { $0["id"]?.stringValue == key.id }
+        #expect(entry?["tenant"] == "acme" && entry?["name"] == "billing service")
+        #expect(entry?["methods"] == ["sobot.request", "token.get"] && entry?["last_used_at"] == .null)
+        let fields = entry?.objectValue.map { Set($0.keys) }
         #expect(fields == ["id", "name", "tenant", "methods", "created_at", "last_used_at"], "never a hash")
 
         let revoked = try await backend.run(["access", "key", "revoke", key.id])
