@@ -45,6 +45,13 @@ public struct StoreWatcher: Service {
 
     public func run() async throws {
         var seen = try? await self.store.changeMarker()
+        // The daemon loaded its view before this service started: a commit made in between changed
+        // the marker before it was first read here, so one reload now covers it.
+        do {
+            try await self.reload()
+        } catch {
+            self.logger.error("reload at start failed; keeping the current view", metadata: ["error": "\(error)"])
+        }
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: self.interval)
             guard let version = try? await self.store.changeMarker(), version != seen else {
