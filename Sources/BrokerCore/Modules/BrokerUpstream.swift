@@ -19,26 +19,11 @@ public struct BrokerUpstream: UpstreamCalling {
     }
 
     public func post(tenant: String, region: String?, path: String, body: JSONValue) async throws(ModuleError) -> JSONValue {
-        let key: TokenKey
-        var token: LiveToken
-        do throws(TokenError) {
-            key = try await self.tokens.resolve(tenant: tenant, region: region)
-            token = try await self.tokens.token(for: key)
-        } catch {
-            throw ModuleError(error)
-        }
-        var retried = false
-        while true {
+        try await self.withFreshToken(tenant: tenant, region: region) { key, token throws(ModuleError) in
             do throws(SobotError) {
-                return try await self.client.post(region: key.region, path: path, token: token.value, body: body)
-            } catch .rejected(SobotReturnCode.tokenExpired, _) where !retried {
-                retried = true
-                self.logger.info("upstream says token expired; refreshing once", metadata: ["key": "\(key)"])
-                do throws(TokenError) {
-                    token = try await self.tokens.invalidate(key, reported: token.value)
-                } catch {
-                    throw ModuleError(error)
-                }
+                return .finished(try await self.client.post(region: key.region, path: path, token: token.value, body: body))
+            } catch .rejected(SobotReturnCode.tokenExpired, let message) {
+                return .tokenExpired(asItCame: .failure(ModuleError(SobotError.rejected(retCode: SobotReturnCode.tokenExpired, retMsg: message))))
             } catch .rejected(SobotReturnCode.tokenEmpty, _) {
                 self.logger.error("upstream says the token header was empty: a broker bug", metadata: ["key": "\(key)"])
                 throw .internalError("the upstream received no token (900001)")
@@ -49,30 +34,54 @@ public struct BrokerUpstream: UpstreamCalling {
     }
 
     public func send(_ call: SobotCall) async throws(ModuleError) -> SobotCallReply {
-        let key: TokenKey
-        var token: LiveToken
-        do throws(TokenError) {
-            key = try await self.tokens.resolve(tenant: call.tenant, region: call.region)
-            token = try await self.tokens.token(for: key)
-        } catch {
-            throw ModuleError(error)
-        }
-        var retried = false
-        while true {
+        try await self.withFreshToken(tenant: call.tenant, region: call.region) { key, token throws(ModuleError) in
             let reply: SobotCallReply
             do throws(SobotError) {
                 reply = try await self.client.forward(call, region: key.region, token: token.value)
             } catch {
                 throw ModuleError(error)
             }
-            // A second 900002 in a row goes back as it came: never a loop.
-            guard !retried, SobotClient.saysTokenExpired(reply.body) else { return reply }
-            retried = true
-            self.logger.info("upstream says token expired; refreshing once", metadata: ["key": "\(key)"])
-            do throws(TokenError) {
-                token = try await self.tokens.invalidate(key, reported: token.value)
-            } catch {
-                throw ModuleError(error)
+            return SobotClient.saysTokenExpired(reply.body) ? .tokenExpired(asItCame: .success(reply)) : .finished(reply)
+        }
+    }
+
+    /// How one call with a token ended.
+    private enum Attempt<Value> {
+        case finished(Value)
+        /// Sobot said `900002`; `asItCame` is what the caller gets if it says so again after a refresh.
+        case tokenExpired(asItCame: Result<Value, ModuleError>)
+    }
+
+    /// Runs `attempt` with the tenant's token. When Sobot says the token expired, the token is
+    /// reported with compare-and-refresh and `attempt` runs once more with the fresh one; a second
+    /// `900002` in a row ends as it came, never in a loop.
+    private func withFreshToken<Value>(
+        tenant: String,
+        region: String?,
+        _ attempt: (TokenKey, LiveToken) async throws(ModuleError) -> Attempt<Value>
+    ) async throws(ModuleError) -> Value {
+        let key: TokenKey
+        var token: LiveToken
+        do throws(TokenError) {
+            key = try await self.tokens.resolve(tenant: tenant, region: region)
+            token = try await self.tokens.token(for: key)
+        } catch {
+            throw ModuleError(error)
+        }
+        var retried = false
+        while true {
+            switch try await attempt(key, token) {
+            case .finished(let value):
+                return value
+            case .tokenExpired(let asItCame):
+                guard !retried else { return try asItCame.get() }
+                retried = true
+                self.logger.info("upstream says token expired; refreshing once", metadata: ["key": "\(key)"])
+                do throws(TokenError) {
+                    token = try await self.tokens.invalidate(key, reported: token.value)
+                } catch {
+                    throw ModuleError(error)
+                }
             }
         }
     }
