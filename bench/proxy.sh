@@ -104,9 +104,11 @@ render "$HERE/proxy/nginx-proxy.conf" "$TMP/nginx-proxy.conf"
 nginx -t -q -p "$TMP" -e "$TMP/upstream-error.log" -c "$TMP/upstream.conf" 2>"$TMP/nginx-t.log" || fail "upstream.conf does not parse"
 nginx -t -q -p "$TMP" -e "$TMP/nginx-proxy-error.log" -c "$TMP/nginx-proxy.conf" 2>"$TMP/nginx-t.log" || fail "nginx-proxy.conf does not parse"
 nginx -p "$TMP" -e "$TMP/upstream-error.log" -c "$TMP/upstream.conf" 2>>"$TMP/upstream-error.log" &
-PIDS+=($!)
+UPSTREAM_PID=$!
+PIDS+=("$UPSTREAM_PID")
 nginx -p "$TMP" -e "$TMP/nginx-proxy-error.log" -c "$TMP/nginx-proxy.conf" 2>>"$TMP/nginx-proxy-error.log" &
-PIDS+=($!)
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
 wait_http upstream "http://127.0.0.1:$UPSTREAM_PORT/"
 wait_http "nginx proxy" "http://127.0.0.1:$NGINX_PORT/"
 
@@ -161,15 +163,28 @@ to_ms() { # wrk latency like 412.00us / 2.31ms / 1.02s / 3.00m -> milliseconds
         printf "%.3f", n }'
 }
 
-run_wrk() { # name url [wrk args...]
-    local name=$1 url=$2 out
-    shift 2
+# CPU time (clock ticks) of processes and their direct children (nginx's workers).
+cpu_ticks() {
+    local pid total=0
+    for pid in "$@" $(for p in "$@"; do pgrep -P "$p" || true; done); do
+        [ -r "/proc/$pid/stat" ] || continue
+        total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+
+run_wrk() { # name server-pid url [wrk args...]: the server's CPU is measured over the run
+    local name=$1 server=$2 url=$3 out before after cpu
+    shift 3
     out="$TMP/wrk-$name.txt"
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$HERE/proxy/post.lua" "$@" "$url" >/dev/null \
         || fail "$name: wrk warm-up failed"
+    before=$(cpu_ticks "$server")
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$HERE/proxy/post.lua" "$@" "$url" >"$out" \
         || fail "$name: wrk failed"
-    echo "=== $name ($(load_averages) load after)"
+    after=$(cpu_ticks "$server")
+    cpu=$(awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v s="$DURATION" 'BEGIN {printf "%.0f", d / hz / s * 100}')
+    echo "=== $name (server CPU ${cpu}% of one core; load averages after: $(load_averages))"
     redact <"$out"
     local rps p50 p99 non2xx errors
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
@@ -185,18 +200,22 @@ run_wrk() { # name url [wrk args...]
               "RESULT ${name}_p50_ms $p50"
               "RESULT ${name}_p99_ms $p99"
               "RESULT ${name}_non_2xx ${non2xx:-0}"
-              "RESULT ${name}_socket_errors ${errors:-0}")
+              "RESULT ${name}_socket_errors ${errors:-0}"
+              "RESULT ${name}_server_cpu_percent $cpu")
 }
 
 RESULTS=()
-run_wrk upstream_direct "http://127.0.0.1:$UPSTREAM_PORT$API_PATH"
-run_wrk nginx_proxy "http://127.0.0.1:$NGINX_PORT$API_PATH"
-PROXYBENCH_AUTH="$KEY" run_wrk broker_proxy "http://127.0.0.1:$BROKER_PORT$API_PATH" -H 'X-Sobot-Tenant: acme'
+run_wrk upstream_direct "$UPSTREAM_PID" "http://127.0.0.1:$UPSTREAM_PORT$API_PATH"
+run_wrk nginx_proxy "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT$API_PATH"
+PROXYBENCH_AUTH="$KEY" run_wrk broker_proxy "$BROKER_PID" "http://127.0.0.1:$BROKER_PORT$API_PATH" -H 'X-Sobot-Tenant: acme'
 
-echo "=== broker sobot.request over JSON-RPC (Python generator, $CONNECTIONS connections over $JSONRPC_PROCESSES processes)"
+BEFORE=$(cpu_ticks "$BROKER_PID")
 python3 "$HERE/proxy/jsonrpc_load.py" --socket "$SOCKET" --connections "$CONNECTIONS" \
     --processes "$JSONRPC_PROCESSES" --duration "$DURATION" --warmup "$WARMUP" >"$TMP/jsonrpc.json" \
     || fail "the JSON-RPC load generator failed"
+J_CPU=$(awk -v d=$(($(cpu_ticks "$BROKER_PID") - BEFORE)) -v hz="$(getconf CLK_TCK)" -v s="$DURATION" -v w="$WARMUP" \
+    'BEGIN {printf "%.0f", d / hz / (s + w + 0.5) * 100}')
+echo "=== broker sobot.request over JSON-RPC (Python generator, $CONNECTIONS connections over $JSONRPC_PROCESSES processes; broker CPU ${J_CPU}% of one core incl. warm-up; load averages after: $(load_averages))"
 cat "$TMP/jsonrpc.json"
 read -r J_RPS J_P50 J_P99 J_ERR < <(python3 -c '
 import json, sys
@@ -205,7 +224,8 @@ print("%.2f %.3f %.3f %d" % (r["requests_per_s"], r["p50_ms"], r["p99_ms"], r["e
 RESULTS+=("RESULT jsonrpc_sobot_request_requests_per_s $J_RPS"
           "RESULT jsonrpc_sobot_request_p50_ms $J_P50"
           "RESULT jsonrpc_sobot_request_p99_ms $J_P99"
-          "RESULT jsonrpc_sobot_request_errors $J_ERR")
+          "RESULT jsonrpc_sobot_request_errors $J_ERR"
+          "RESULT jsonrpc_sobot_request_server_cpu_percent $J_CPU")
 
 BROKER_RSS=$(awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$BROKER_PID/status" 2>/dev/null || echo "?")
 kill -0 "$BROKER_PID" 2>/dev/null || fail "the broker exited during the run"
