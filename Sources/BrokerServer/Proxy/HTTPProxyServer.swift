@@ -23,7 +23,8 @@ public final class HTTPProxyServer: Service {
     public struct Limits: Sendable {
         public var maximumConnections = 1024
         public var maximumBodySize = SobotCall.maximumBodySize
-        public var maximumHeaderBytes = ProxyRouter.maximumHeaderBytes
+        /// Bytes of request line and headers in all.
+        public var maximumHeaderBytes = 32 << 10
         /// How long a connection may wait for the next whole request head.
         public var waitLimit: TimeAmount = .seconds(30)
         /// How long a request's body may take to arrive after its head.

@@ -22,14 +22,11 @@ struct ProxyRouter: Sendable {
     let upstream: any UpstreamCalling
     let health: @Sendable () async -> JSONValue
 
-    /// Headers a client may not send more than this many bytes of in all.
-    static let maximumHeaderBytes = 32 << 10
-
     func respond(to request: ProxyRequest, context: CallContext) async -> ProxyResponse {
         let target = request.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let rawPath = target.first.map(String.init) ?? ""
         let rawQuery = target.count > 1 ? String(target[1]) : ""
-        if rawPath == "/_broker/health" || rawPath.hasPrefix("/_broker/") {
+        if rawPath.hasPrefix("/_broker/") {
             return await self.brokerEndpoint(rawPath, query: rawQuery, method: request.method, context: context)
         }
         return await self.forward(request, rawPath: rawPath, rawQuery: rawQuery, context: context)
