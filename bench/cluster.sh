@@ -115,12 +115,12 @@ wait_health() { # home timeout -> prints seconds until broker.health answers
     [ "$(elapsed "$s" "$(now)" | cut -d. -f1)" -lt "$limit" ] || return 1
   done
 }
-wait_valid() { # home want timeout
-  local h=$1 want=$2 limit=$3 s v; s=$(now)
+wait_valid() { # home want timeout [poll-seconds]
+  local h=$1 want=$2 limit=$3 poll=${4:-0.05} s v; s=$(now)
   while :; do
     v=$(tokens_valid "$h"); [[ "$v" =~ ^[0-9]+$ ]] && [ "$v" -ge "$want" ] && return 0
     [ "$(elapsed "$s" "$(now)" | cut -d. -f1)" -lt "$limit" ] || { log "tokens_valid=$v after $limit s at $h"; return 1; }
-    sleep 0.05
+    sleep "$poll"
   done
 }
 metric_sum() { # home metric-regex -> sum of matching Prometheus samples
@@ -158,7 +158,7 @@ log "brokers up; initial acquisition of $N tokens"
 # sample every 5 s while acquiring
 w=()
 for i in $(seq "$B"); do
-  ( wait_valid "$(home "$i")" "$N" 900 && elapsed "$tstart" "$(now)" >"$WORK/full$i" ) & w+=($!)
+  ( wait_valid "$(home "$i")" "$N" 900 0.5 && elapsed "$tstart" "$(now)" >"$WORK/full$i" ) & w+=($!)
 done
 ( while [ ! -e "$WORK/acq.done" ]; do
     printf '%s gens=%s valid=' "$(elapsed "$tstart" "$(now)")" "$(gen_sum)"
@@ -231,6 +231,7 @@ result steady_pg_commits_per_second "$($PY -c "print(f'{($sc1-$sc0)/$secs:.1f}')
 result steady_max_unservable_in_db "$(sed 's/.*unservable_in_db=\([0-9]*\).*/\1/' "$WORK/steady.trace" | sort -n | tail -1)"
 cat "$WORK/steady.trace" >&2
 for i in $(seq "$B"); do result "broker${i}_tokens_valid_end" "$(tokens_valid "$(home "$i")")"; done
+for i in $(seq "$B"); do result "broker${i}_rss_kib_end" "$(ps -o rss= -p "${BPID[$i]}" | tr -d ' ')"; done
 for i in $(seq "$B"); do result "broker${i}_refreshed_rows" "$(sql "SELECT count(*) FROM credentials c JOIN brokers b ON c.refreshed_by = b.id WHERE b.pid = ${BPID[$i]}")"; done
 
 # ---------------------------------------------------------------- failover
