@@ -7,7 +7,7 @@
 #   RATE=2000 CONC=32   --background-rate / --background-concurrency of every broker
 #   COMPARE=1       run /work/shared/bench/compare.sh (5 s) against broker 1 and a SQLite broker
 #   FAILOVER=1      kill -9 one broker under slow upstream and time the takeover of its leases
-#   KEEP=1          keep the temp dir (logs) afterwards
+#   KEEP=1          keep the temp dir (logs) afterwards      ACQ_TIMEOUT=900  seconds to wait for tokens_valid = N
 # Needs root (PostgreSQL runs as the postgres user via setpriv), jq, curl, python3, gcc, redis-server.
 # Prints `RESULT name value` lines (also in $WORK/results.txt) and progress on stderr.
 # Never prints an app key or a token.
@@ -158,7 +158,7 @@ log "brokers up; initial acquisition of $N tokens"
 # sample every 5 s while acquiring
 w=()
 for i in $(seq "$B"); do
-  ( wait_valid "$(home "$i")" "$N" 900 0.5 && elapsed "$tstart" "$(now)" >"$WORK/full$i" ) & w+=($!)
+  ( wait_valid "$(home "$i")" "$N" "${ACQ_TIMEOUT:-900}" 0.5 && elapsed "$tstart" "$(now)" >"$WORK/full$i" ) & w+=($!)
 done
 ( while [ ! -e "$WORK/acq.done" ]; do
     printf '%s gens=%s valid=' "$(elapsed "$tstart" "$(now)")" "$(gen_sum)"
