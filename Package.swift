@@ -65,6 +65,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
@@ -105,7 +106,10 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "SobotSimulator", "TestSupport"]),
-        .testTarget(name: "BrokerPostgresTests", dependencies: ["BrokerPostgres", "BrokerCore", "SobotSimulator", "TestSupport"]),
+        .testTarget(
+            name: "BrokerPostgresTests",
+            dependencies: ["BrokerPostgres", "BrokerCore", "SobotSimulator", "TestSupport", .product(name: "PostgresNIO", package: "postgres-nio")]
+        ),
         .testTarget(name: "BrokerServerTests", dependencies: ["BrokerServer", "BrokerCore", "SobotSimulator", "TestSupport"]),
         .testTarget(name: "SobotSimulatorTests", dependencies: ["SobotSimulator", "BrokerCore", "TestSupport"]),
         .testTarget(name: "PluginTests", dependencies: ["Marketing", "CRM", "BrokerCore", "BrokerServer", "SobotSimulator", "TestSupport"]),

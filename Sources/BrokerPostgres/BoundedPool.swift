@@ -30,6 +30,8 @@ struct BoundedPool: Sendable {
             throw PostgresStoreError.timedOut(operation: operation, seconds: self.timeout.seconds, waitingFor: .connection, cause: await self.diagnose())
         } catch is AnswerTimeout {
             throw PostgresStoreError.timedOut(operation: operation, seconds: self.timeout.seconds, waitingFor: .answer, cause: nil)
+        } catch is ConnectionClosed {
+            throw PostgresStoreError.connection(operation: operation, reason: "the connection was closed")
         } catch {
             throw PostgresStoreError.wrapping(error, operation: operation) ?? error
         }
@@ -49,11 +51,14 @@ struct BoundedPool: Sendable {
             do {
                 result = try await body(session)
             } catch {
-                do {
-                    try await session.execute("ROLLBACK")
-                } catch {
-                    // Never hand a connection back to the pool inside a transaction.
-                    try? await session.connection.close()
+                // A closed connection's transaction is rolled back by the server.
+                if !session.connection.isClosed {
+                    do {
+                        try await session.execute("ROLLBACK")
+                    } catch {
+                        // Never hand a connection back to the pool inside a transaction.
+                        try? await session.connection.close()
+                    }
                 }
                 throw error
             }
@@ -95,29 +100,55 @@ struct Session: Sendable {
     let timeout: Duration
     let logger: Logger
 
-    /// Runs `query` and collects its rows. Past the timeout the connection is closed: postgres-nio
-    /// cannot cancel a statement, and a closed connection fails it at once (and rolls back its
-    /// transaction on the server); the pool then drops the connection.
+    /// Runs `query` and collects its rows, or throws once the timeout passes. postgres-nio cannot
+    /// cancel a statement, so the connection is then closed: that fails the statement, makes the
+    /// server roll its transaction back, and has the pool drop the connection. The wait ends at the
+    /// timeout even if postgres-nio never answers (a statement written to an already closed channel).
     @discardableResult
     func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
         let connection = self.connection
-        let timer = connection.eventLoop.scheduleTask(in: TimeAmount(self.timeout)) {
-            connection.close().whenComplete { _ in }
-        }
-        do {
-            let rows = try await connection.query(query, logger: self.logger).collect()
-            timer.cancel()
-            return rows
-        } catch {
-            timer.cancel()
-            // The timer's future succeeds only when it fired.
-            if (try? await timer.futureResult.get()) != nil { throw AnswerTimeout() }
-            throw error
+        guard !connection.isClosed else { throw ConnectionClosed() }
+        let logger = self.logger
+        let answer = FirstAnswer()
+        return try await withCheckedThrowingContinuation { continuation in
+            answer.await(continuation)
+            let timer = connection.eventLoop.scheduleTask(in: TimeAmount(self.timeout)) {
+                if answer.resume(with: .failure(AnswerTimeout())) {
+                    connection.close().whenComplete { _ in }
+                }
+            }
+            Task {
+                let result: Result<[PostgresRow], any Error>
+                do {
+                    result = .success(try await connection.query(query, logger: logger).collect())
+                } catch {
+                    result = .failure(error)
+                }
+                timer.cancel()
+                answer.resume(with: result)
+            }
         }
     }
 
     func execute(_ query: PostgresQuery) async throws {
         try await self.query(query)
+    }
+}
+
+/// A continuation that the first of two racers resumes; the second is ignored.
+private final class FirstAnswer: Sendable {
+    private let continuation = Mutex<CheckedContinuation<[PostgresRow], any Error>?>(nil)
+
+    func await(_ continuation: CheckedContinuation<[PostgresRow], any Error>) {
+        self.continuation.withLock { $0 = continuation }
+    }
+
+    /// Resumes the waiter with `result`; returns false when it was resumed already.
+    @discardableResult
+    func resume(with result: Result<[PostgresRow], any Error>) -> Bool {
+        guard let continuation = self.continuation.withLock({ $0.take() }) else { return false }
+        continuation.resume(with: result)
+        return true
     }
 }
 
@@ -142,6 +173,8 @@ private enum LeaseOutcome<Result: Sendable>: Sendable {
 
 private struct ConnectionWaitTimeout: Error {}
 private struct AnswerTimeout: Error {}
+/// A statement on a connection that a timeout (or the server) already closed.
+private struct ConnectionClosed: Error {}
 
 /// Whether a connection was leased: a flag two tasks share (an `Atomic` itself cannot be captured).
 private final class LeaseFlag: Sendable {

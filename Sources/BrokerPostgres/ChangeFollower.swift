@@ -12,6 +12,9 @@ public actor ChangeFollower {
     private let logger: Logger
     /// Where the next catch-up read starts: see `ChangeBatch.horizon`.
     private var horizon: UInt64
+    /// Keys other brokers stored a token for, with the newest generation heard of, not yet read.
+    private var pending: [TokenKey: Int64] = [:]
+    private var draining = false
 
     /// - Parameter horizon: read before the token engine loaded, so nothing committed since is missed.
     public init(
@@ -37,8 +40,9 @@ public actor ChangeFollower {
             let batch = try await self.feed.changes(since: self.horizon)
             if batch.configurationChanged { try await self.reloadConfiguration() }
             for version in batch.tokens {
-                try await self.follow(version.key, generation: version.generation)
+                self.pending[version.key] = max(self.pending[version.key] ?? 0, version.generation)
             }
+            try await self.drain()
             self.horizon = max(self.horizon, batch.horizon)
             self.outage.succeeded()
         } catch {
@@ -50,7 +54,9 @@ public actor ChangeFollower {
     public func received(_ payload: String) async {
         do {
             switch ClusterChannel.parse(payload) {
-            case .token(let key, let generation): try await self.follow(key, generation: generation)
+            case .token(let key, let generation):
+                self.pending[key] = max(self.pending[key] ?? 0, generation)
+                try await self.drain()
             case .configuration: try await self.reloadConfiguration()
             case nil: self.logger.debug("ignored an unknown cluster notification")
             }
@@ -59,13 +65,28 @@ public actor ChangeFollower {
         }
     }
 
-    /// Adopts the key's stored token when it is newer than the one held. Untracked keys are left to
-    /// the configuration reload that tracks them.
-    private func follow(_ key: TokenKey, generation: Int64) async throws {
-        guard let held = await self.tokens.heldGeneration(of: key), generation > held else { return }
-        let now = Int64(self.tokens.clock.unixNow())
-        if let stored = try await self.feed.token(for: key, expiringAfter: now) {
-            await self.tokens.adoptStored(stored)
+    /// Adopts every pending key's stored token that is newer than the one held, a batch at a time:
+    /// notifications that arrive while a batch is read join the next one, so a burst of refreshes on
+    /// other brokers costs a few queries here, not one per key.
+    private func drain() async throws {
+        guard !self.draining else { return }
+        self.draining = true
+        defer { self.draining = false }
+        while !self.pending.isEmpty {
+            let batch = self.pending
+            self.pending = [:]
+            do {
+                let wanted = await self.tokens.newer(batch)
+                let now = Int64(self.tokens.clock.unixNow())
+                for start in stride(from: 0, to: wanted.count, by: 1000) {
+                    let keys = Array(wanted[start..<min(start + 1000, wanted.count)])
+                    await self.tokens.adoptStored(try await self.feed.tokens(for: keys, expiringAfter: now))
+                }
+            } catch {
+                // Read again next time (the poll's overlap would find them too).
+                self.pending.merge(batch) { max($0, $1) }
+                throw error
+            }
         }
     }
 }

@@ -122,7 +122,8 @@ public protocol TokenLeases: Sendable {
 public protocol ClusterFeed: Sendable {
     func changes(since horizon: UInt64?) async throws -> ChangeBatch
 
-    func token(for key: TokenKey, expiringAfter now: Int64) async throws -> StoredToken?
+    /// The stored, servable tokens of `keys` that expire after `now`, read together.
+    func tokens(for keys: [TokenKey], expiringAfter now: Int64) async throws -> [StoredToken]
 
     /// Listens on `ClusterChannel.name` over a connection of its own: calls `listening` once the
     /// `LISTEN` is in effect, then `received` with each payload, until the connection fails (it

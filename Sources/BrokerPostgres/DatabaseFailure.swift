@@ -28,6 +28,8 @@ public final class OutageLog: Sendable {
     public var isDown: Bool { self.down.withLock { $0 } }
 
     public func failed(_ error: any Error) {
+        // A call cut short by shutdown is not an outage.
+        guard !Task.isCancelled, !(error is CancellationError) else { return }
         let started = self.down.withLock { down in
             defer { down = true }
             return !down

@@ -16,8 +16,8 @@ extension DatabaseURL {
                 case let tls?: .require(tls)
                 }
             configuration = .init(host: host, port: port, username: self.user, password: password, database: self.database, tls: tls)
-        case .unixSocket:
-            configuration = .init(unixSocketPath: self.socketPath!, username: self.user, password: password, database: self.database)
+        case .unixSocket(let directory, let port):
+            configuration = .init(unixSocketPath: Self.socketPath(directory: directory, port: port), username: self.user, password: password, database: self.database)
         }
         configuration.options.additionalStartupParameters = self.startupParameters
         return configuration
@@ -37,8 +37,8 @@ extension DatabaseURL {
                 case let tls?: .require(try NIOSSLContext(configuration: tls))
                 }
             configuration = .init(host: host, port: port, username: self.user, password: password, database: self.database, tls: tls)
-        case .unixSocket:
-            configuration = .init(unixSocketPath: self.socketPath!, username: self.user, password: password, database: self.database)
+        case .unixSocket(let directory, let port):
+            configuration = .init(unixSocketPath: Self.socketPath(directory: directory, port: port), username: self.user, password: password, database: self.database)
         }
         configuration.options.additionalStartupParameters = self.startupParameters
         return configuration
@@ -47,7 +47,11 @@ extension DatabaseURL {
     /// The socket file libpq would use: `<directory>/.s.PGSQL.<port>`.
     public var socketPath: String? {
         guard case .unixSocket(let directory, let port) = self.endpoint else { return nil }
-        return (directory.hasSuffix("/") ? directory : directory + "/") + ".s.PGSQL.\(port)"
+        return Self.socketPath(directory: directory, port: port)
+    }
+
+    private static func socketPath(directory: String, port: Int) -> String {
+        (directory.hasSuffix("/") ? directory : directory + "/") + ".s.PGSQL.\(port)"
     }
 
     /// TLS as libpq's `sslmode` means it; nil for no TLS. Only `verify-full` verifies the certificate

@@ -98,7 +98,14 @@ enum PostgresSchema {
                 last_seen timestamptz NOT NULL
             )
             """,
-        ]
+        ],
+        // v2. Revisions come from one sequence, so a credential removed and added again gets a revision
+        // above any it had: a fetch started under the old one is recognised, on every broker.
+        [
+            "CREATE SEQUENCE credential_revision AS bigint",
+            "SELECT setval('credential_revision', coalesce((SELECT max(revision) FROM credentials), 0) + 1, false)",
+            "ALTER TABLE credentials ALTER COLUMN revision SET DEFAULT nextval('credential_revision')",
+        ],
     ]
 
     /// Applies every migration the database has not seen, one transaction each. Throws

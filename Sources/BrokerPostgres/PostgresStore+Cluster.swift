@@ -96,3 +96,15 @@ extension PostgresStore {
         }
     }
 }
+
+extension PostgresStore {
+    /// Transactions this database has committed or rolled back since its statistics were reset:
+    /// `bench` samples it twice to report the cluster's database load.
+    public func transactionCount() async throws -> Int64 {
+        try await self.pool.withSession("read the database's transaction count") { session in
+            try await session.query(
+                "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()"
+            )[0].decode(Int64.self)
+        }
+    }
+}

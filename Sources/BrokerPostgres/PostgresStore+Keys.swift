@@ -50,6 +50,7 @@ extension PostgresStore {
             return (keyring, resealed)
         }
         self.adopt(result.0)
+        self.forgetRecordedSealingKey()
         return result
     }
 

@@ -11,22 +11,29 @@ extension PostgresStore {
     /// are sealed before the transaction opens, so it stays short. With `dryRun` the same statements
     /// run and the transaction is rolled back.
     public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool) async throws -> UpsertReport {
-        let sealer = self.sealer
-        let batch = try UpsertBatch(tenants, sealer: sealer)
+        let sealer = try await self.writeSealer()
+        let batch = try await UpsertBatch.make(tenants, sealer: sealer)
         return try await self.pool.withTransaction(dryRun ? "check the tenants" : "store the tenants", commit: !dryRun) { session in
-            try await Self.requireCurrentKey(sealer, session: session)
-            let ids = batch.tenants.ids
-            let existing = try await session.query("SELECT count(*) FROM tenants WHERE id = ANY(\(ids)::text[])")[0].decode(Int.self)
-            for range in Self.chunks(ids.count) {
-                try await session.execute(
+            try await self.requireCurrentKey(sealer, session: session)
+            let tenants = batch.tenants
+            var existing = 0
+            for range in Self.chunks(tenants.ids.count) {
+                // Every part of one statement sees the table as it was before it: `existing` counts
+                // the tenants this statement updates rather than adds.
+                existing += try await session.query(
                     """
-                    INSERT INTO tenants (id, name, created_at, updated_at)
-                    SELECT u.id, CASE WHEN u.has_name THEN u.name END, \(now), \(now)
-                    FROM unnest(\(Array(ids[range]))::text[], \(Array(batch.tenants.names[range]))::text[], \(Array(batch.tenants.hasName[range]))::bool[])
-                        AS u (id, name, has_name)
-                    ON CONFLICT (id) DO UPDATE SET name = coalesce(excluded.name, tenants.name), updated_at = excluded.updated_at
+                    WITH u AS (
+                        SELECT * FROM unnest(\(Array(tenants.ids[range]))::text[], \(Array(tenants.names[range]))::text[], \(Array(tenants.hasName[range]))::bool[])
+                            AS u (id, name, has_name)
+                    ),
+                    written AS (
+                        INSERT INTO tenants (id, name, created_at, updated_at)
+                        SELECT u.id, CASE WHEN u.has_name THEN u.name END, \(now), \(now) FROM u
+                        ON CONFLICT (id) DO UPDATE SET name = coalesce(excluded.name, tenants.name), updated_at = excluded.updated_at
+                    )
+                    SELECT count(*) FROM tenants JOIN u USING (id)
                     """
-                )
+                )[0].decode(Int.self)
             }
             if !batch.appidChangedWithin.isEmpty {
                 try await session.execute(
@@ -39,19 +46,18 @@ extension PostgresStore {
             }
             let credentials = batch.credentials
             for range in Self.chunks(credentials.tenants.count) {
-                // The inserted revision is the number of writes: added to a stored revision on conflict.
+                // Every written credential takes the sequence's next revision (the column's default).
                 try await session.execute(
                     """
-                    INSERT INTO credentials AS c (tenant_id, region, appid, app_key, revision, created_at, updated_at)
-                    SELECT u.tenant_id, u.region, u.appid, u.app_key, u.writes, \(now), \(now)
+                    INSERT INTO credentials AS c (tenant_id, region, appid, app_key, created_at, updated_at)
+                    SELECT u.tenant_id, u.region, u.appid, u.app_key, \(now), \(now)
                     FROM unnest(
                         \(Array(credentials.tenants[range]))::text[], \(Array(credentials.regions[range]))::text[],
-                        \(Array(credentials.appids[range]))::text[], \(Array(credentials.sealedKeys[range]))::bytea[],
-                        \(Array(credentials.writes[range]))::int8[]
-                    ) AS u (tenant_id, region, appid, app_key, writes)
+                        \(Array(credentials.appids[range]))::text[], \(Array(credentials.sealedKeys[range]))::bytea[]
+                    ) AS u (tenant_id, region, appid, app_key)
                     ON CONFLICT (tenant_id, region) DO UPDATE SET
                         appid = excluded.appid, app_key = excluded.app_key, updated_at = excluded.updated_at,
-                        revision = c.revision + excluded.revision,
+                        revision = excluded.revision,
                         token = CASE WHEN c.appid = excluded.appid THEN c.token END,
                         issued_at = CASE WHEN c.appid = excluded.appid THEN c.issued_at END,
                         expires_at = CASE WHEN c.appid = excluded.appid THEN c.expires_at END
@@ -59,7 +65,7 @@ extension PostgresStore {
                 )
             }
             try await Self.bumpConfiguration(session: session)
-            let added = ids.count - existing
+            let added = tenants.ids.count - existing
             return UpsertReport(tenantsAdded: added, tenantsUpdated: batch.tenantWrites - added, credentialsWritten: batch.credentialWrites)
         }
     }

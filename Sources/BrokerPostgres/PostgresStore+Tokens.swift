@@ -4,11 +4,14 @@ import PostgresNIO
 /// Reading stored tokens. Their stamps are Unix seconds on the database's clock, so that brokers whose
 /// clocks disagree still agree on when a token expires; a read selects the database's time with the
 /// rows and moves each stamp onto the caller's wall clock (`stamp - databaseNow + callerNow`). The
-/// caller's clock is read before the query is sent, so a rebased expiry is never later than the truth.
+/// caller's clock is read as the query is sent and as its answer comes, and `callerNow` is the
+/// midpoint: under load a query can wait seconds for a connection, and a stamp moved by the whole wait
+/// would put other brokers' refreshes early by as much (a retry inside the refresh window's lower
+/// edge); the midpoint errs by at most half the wait either way, well inside the serving margin.
 extension PostgresStore {
     /// The stored token for one key, if unexpired at `now` (caller's clock), readable and servable.
     public func token(for key: TokenKey, expiringAfter now: Int64) async throws -> StoredToken? {
-        let callerNow = self.clock.unixNow()
+        let sent = self.clock.unixNow()
         let rows = try await self.pool.withSession("read a token") { session in
             try await session.query(
                 """
@@ -17,17 +20,40 @@ extension PostgresStore {
                 """
             )
         }
+        let callerNow = (sent + self.clock.unixNow()) / 2
         guard let row = rows.first else { return nil }
         guard case .servable(let token) = try self.storedToken(row, now: now, callerNow: callerNow) else { return nil }
         return token
     }
 
+    /// The stored, servable tokens of `keys` that expire after `now` (caller's clock), in one query:
+    /// what a broker following the others reads for a batch of notifications.
+    public func tokens(for keys: [TokenKey], expiringAfter now: Int64) async throws -> [StoredToken] {
+        guard !keys.isEmpty else { return [] }
+        let sent = self.clock.unixNow()
+        let rows = try await self.pool.withSession("read tokens") { session in
+            try await session.query(
+                """
+                SELECT c.tenant_id, c.region, c.token, c.issued_at, c.expires_at, c.revision, c.generation, extract(epoch FROM clock_timestamp())::float8
+                FROM credentials c JOIN unnest(\(keys.map(\.tenant))::text[], \(keys.map(\.region))::text[]) AS k (tenant_id, region)
+                    ON c.tenant_id = k.tenant_id AND c.region = k.region
+                WHERE c.token IS NOT NULL
+                """
+            )
+        }
+        let callerNow = (sent + self.clock.unixNow()) / 2
+        return try rows.compactMap { row in
+            guard case .servable(let token) = try self.storedToken(row, now: now, callerNow: callerNow) else { return nil }
+            return token
+        }
+    }
+
     /// Every stored, servable token that expires after `now` (caller's clock). Rows that cannot be
     /// opened are reported, not fatal.
     public func loadTokens(expiringAfter now: Int64) async throws -> (tokens: [StoredToken], unreadable: [TokenKey]) {
-        let callerNow = self.clock.unixNow()
+        let sent = self.clock.unixNow()
         // The database filters with a second to spare; the exact test is `storedToken`'s.
-        let margin = Double(now) - callerNow - 1
+        let margin = Double(now) - sent - 1
         let rows = try await self.pool.withSession("read the tokens") { session in
             try await session.query(
                 """
@@ -37,6 +63,7 @@ extension PostgresStore {
                 """
             )
         }
+        let callerNow = (sent + self.clock.unixNow()) / 2
         var tokens: [StoredToken] = []
         var unreadable: [TokenKey] = []
         for row in rows {

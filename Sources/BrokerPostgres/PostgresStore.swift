@@ -20,7 +20,7 @@ public final class PostgresStore: BrokerStore, Service {
         /// How long a call may wait for a pooled connection, and then for each statement's answer.
         /// The server is asked to give up on a statement after the same time (`statement_timeout`), so
         /// no abandoned statement holds its locks for longer.
-        public var timeout: Duration = .seconds(5)
+        public var timeout: Duration = .seconds(10)
         /// The most connections this store opens at once.
         public var maximumConnections = 4
 
@@ -34,6 +34,11 @@ public final class PostgresStore: BrokerStore, Service {
     private let environment: [String: String]
     private let options: Options
     private let sealerState: Mutex<SecretSealer>
+    /// The version `sealing_key` records, as last read: what writers seal with (see `writeSealer()`).
+    private let recordedSealingKey = Mutex<UInt32?>(nil)
+    /// Concurrent lease claims and completions, gathered into one statement per batch.
+    let leaseClaims = RequestCoalescer<LeaseRequest, LeaseClaim>(maximumBatch: 512)
+    let leaseCompletions = RequestCoalescer<LeaseCompletion, Int64?>(maximumBatch: 512)
 
     /// - Parameters:
     ///   - environment: where `PGPASSWORD` is looked up when the URL carries no password.
@@ -118,8 +123,58 @@ public final class PostgresStore: BrokerStore, Service {
 
     // MARK: Sealing
 
-    /// The sealer of the keyring this store last loaded or rotated to.
+    /// The sealer of the keyring this store last loaded or rotated to: it opens every version the key
+    /// file holds.
     var sealer: SecretSealer { self.sealerState.withLock { $0 } }
+
+    /// The master-key versions this store's keyring holds: what the broker's heartbeat advertises.
+    public var keyIDs: [UInt32] { self.sealer.keyring.keys.map(\.id) }
+
+    /// Replaces the keyring with the key file's current contents (`SIGHUP` after a new version was
+    /// distributed): secrets sealed with versions it adds can then be opened, and a rotation to one
+    /// of them is no longer refused on this broker's account.
+    public func reloadKeyring(_ keyring: MasterKeyring) {
+        self.adopt(keyring)
+    }
+
+    /// The sealer for writing secrets: it seals with the version `sealing_key` records, which every
+    /// broker of the cluster holds, not with a newer one only this host's key file may have (`key
+    /// add`). With no version recorded yet it seals with the keyring's newest. Throws, naming the
+    /// version, when the key file lacks the recorded one.
+    func writeSealer() async throws -> SecretSealer {
+        let recorded: UInt32?
+        if let cached = self.recordedSealingKey.withLock({ $0 }) {
+            recorded = cached
+        } else {
+            let rows = try await self.pool.withSession("read the sealing key version") { session in
+                try await session.query("SELECT key_id FROM sealing_key")
+            }
+            recorded = try rows.first.map { UInt32(clamping: try $0.decode(Int64.self)) }
+            self.recordedSealingKey.withLock { $0 = recorded }
+        }
+        let sealer = self.sealer
+        guard let recorded else { return sealer }
+        do throws(SealingError) {
+            return try SecretSealer(keyring: sealer.keyring, sealingKeyID: recorded)
+        } catch {
+            throw StoreError.keyVersionMissing(recorded)
+        }
+    }
+
+    /// Records the keyring's newest version as the one to seal with, unless one is recorded already:
+    /// `init` and `serve` do it, so that a version added to one host's key file later (`key add`) is
+    /// not sealed with before every broker holds it.
+    func forgetRecordedSealingKey() {
+        self.recordedSealingKey.withLock { $0 = nil }
+    }
+
+    public func recordSealingKeyIfUnset() async throws {
+        let active = Int64(self.sealer.keyring.active.id)
+        try await self.pool.withSession("record the sealing key version") { session in
+            try await session.execute("INSERT INTO sealing_key (singleton, key_id) VALUES (1, \(active)) ON CONFLICT (singleton) DO NOTHING")
+        }
+        self.recordedSealingKey.withLock { $0 = nil }
+    }
 
     func adopt(_ keyring: MasterKeyring) {
         self.sealerState.withLock { $0 = SecretSealer(keyring: keyring) }
@@ -129,10 +184,11 @@ public final class PostgresStore: BrokerStore, Service {
     /// may already be dropped from the key file. Call it first in a transaction that writes a secret:
     /// the row lock (FOR SHARE) keeps a rotation out until the transaction ends, and taking it before
     /// any credentials row keeps the lock order of `resealAll`, so the two cannot deadlock.
-    static func requireCurrentKey(_ sealer: SecretSealer, session: Session) async throws {
-        let loaded = sealer.keyring.active.id
+    func requireCurrentKey(_ sealer: SecretSealer, session: Session) async throws {
+        let loaded = sealer.sealingKeyID
         let rows = try await session.query("SELECT key_id FROM sealing_key FOR SHARE")
-        if let current = try rows.first?.decode(Int64.self), current > Int64(loaded) {
+        if let current = try rows.first?.decode(Int64.self), current != Int64(loaded) {
+            self.recordedSealingKey.withLock { $0 = nil }
             throw StoreError.keyRotated(loaded: loaded, current: current)
         }
     }

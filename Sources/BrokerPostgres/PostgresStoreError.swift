@@ -35,10 +35,11 @@ public enum PostgresStoreError: Error, Sendable, CustomStringConvertible {
         case .connection(let operation, let reason):
             "PostgreSQL: cannot \(operation): \(reason)"
         case .keyVersionMissing(let keyID, let brokers):
-            "key rotation refused: \(brokers.count == 1 ? "broker" : "brokers") "
-                + brokers.map { "\($0.id) on \($0.host)" }.joined(separator: ", ")
-                + " \(brokers.count == 1 ? "lacks" : "lack") master key version \(keyID): copy the new master key file to "
-                + "\(brokers.count == 1 ? "that host" : "those hosts"), reload \(brokers.count == 1 ? "that broker" : "those brokers"), then run key rotate again"
+            "key rotation refused: "
+                + brokers.map { "broker \($0.id) on \($0.host)" }.joined(separator: ", ")
+                + " \(brokers.count == 1 ? "lacks" : "lack") master key version \(keyID): copy this host's master key file "
+                + "(it holds version \(keyID) now) to \(brokers.count == 1 ? "that host" : "those hosts"), send "
+                + "\(brokers.count == 1 ? "that broker" : "those brokers") SIGHUP, then run key rotate again"
         }
     }
 

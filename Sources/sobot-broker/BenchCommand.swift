@@ -1,5 +1,6 @@
 import ArgumentParser
 import BrokerCore
+import BrokerPostgres
 import BrokerServer
 import Foundation
 import NIOPosix
@@ -32,6 +33,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @Option(help: "Run a cluster on this PostgreSQL database (a scratch one: bench-… tenants are added). No password here: give it in PGPASSWORD.")
+    var databaseURL: String?
+
+    @Option(help: "Brokers in the cluster (with --database-url); each is loaded in turn for --duration.")
+    var brokers: Int = 3
+
     func validate() throws {
         guard (1...1_000_000).contains(self.tenants) else { throw ValidationError("--tenants must be 1-1000000") }
         guard (1...4096).contains(self.connections) else { throw ValidationError("--connections must be 1-4096") }
@@ -41,10 +48,32 @@ struct BenchCommand: AsyncParsableCommand {
         guard (2...IssuedToken.lifetimeRange.upperBound).contains(self.tokenTtl) else {
             throw ValidationError("--token-ttl must be 2-\(Int(IssuedToken.lifetimeRange.upperBound)) seconds")
         }
+        guard (1...16).contains(self.brokers) else { throw ValidationError("--brokers must be 1-16") }
+        if self.databaseURL != nil {
+            guard self.socket == nil else { throw ValidationError("--database-url starts its own cluster: leave out --socket") }
+            guard self.method == "token.get" else { throw ValidationError("--database-url measures token.get") }
+        }
+        _ = try self.clusterURL
+    }
+
+    private var clusterURL: DatabaseURL? {
+        get throws {
+            guard let text = self.databaseURL else { return nil }
+            let url: DatabaseURL
+            do {
+                url = try DatabaseURL(parsing: text)
+            } catch {
+                throw ValidationError("--database-url: \(error)")
+            }
+            guard !url.hasPassword else { throw ValidationError("--database-url must not hold a password (argv is visible to every user): use PGPASSWORD") }
+            return url
+        }
     }
 
     func run() async throws {
-        if let socket = self.socket {
+        if let url = try self.clusterURL {
+            try await self.runCluster(url)
+        } else if let socket = self.socket {
             let tenants = try await Self.offload { try Self.tenantIDs(socket: socket) }
             try await self.measure(socket: socket, tenants: tenants, startup: nil)
         } else {
@@ -59,13 +88,55 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
+    private func runCluster(_ url: DatabaseURL) async throws {
+        let cluster = BenchCluster(brokers: self.brokers, tenants: self.tenants, tokenTTL: self.tokenTtl, url: url, progress: !self.json)
+        let (connections, duration) = (self.connections, self.duration)
+        let figures = try await cluster.run { socket, tenants in
+            let generator = LoadGenerator(
+                socketPath: socket,
+                connections: connections,
+                seconds: duration,
+                requests: Self.tokenGetLines(tenants),
+                isSuccess: LoadGenerator.isUnexpiredToken
+            )
+            return try await Self.offload { try generator.run() }
+        }
+        let perBroker = figures.perBroker.map { Int64($0.requestsPerSecond) }
+        if self.json {
+            let object: [String: JSONValue] = [
+                "brokers": .integer(Int64(self.brokers)), "tenants": .integer(Int64(self.tenants)), "token_ttl_s": .double(self.tokenTtl),
+                "import_s": .double(figures.importSeconds), "acquisition_s": .double(figures.acquisitionSeconds),
+                "restart_s": .double(figures.restartSeconds), "rps_per_broker": .array(perBroker.map(JSONValue.integer)),
+                "errors": .integer(Int64(figures.perBroker.reduce(0) { $0 + $1.errors })),
+                "steady_s": .double(figures.steadySeconds), "get_token_calls": .integer(Int64(figures.tokenCalls)),
+                "duplicate_get_token_calls": .integer(Int64(figures.duplicateCalls)),
+                "database_transactions_per_s": .double(figures.transactionsPerSecond),
+            ]
+            Swift.print(JSONWriter.prettyString(.object(object)))
+            return
+        }
+        Swift.print("cluster: \(self.brokers) brokers on PostgreSQL, \(self.tenants) tenants, \(Int(self.tokenTtl)) s tokens")
+        Swift.print("import      \(String(format: "%.2f", figures.importSeconds)) s")
+        Swift.print("acquisition \(String(format: "%.1f", figures.acquisitionSeconds)) s until every broker held every token")
+        Swift.print("restart     \(String(format: "%.2f", figures.restartSeconds)) s from launch to serving every token")
+        for (index, report) in figures.perBroker.enumerated() {
+            Swift.print(
+                "broker \(index)    \(Int(report.requestsPerSecond)) token.get/s, p50 \(report.percentile(0.5)) µs, p99 \(report.percentile(0.99)) µs, \(report.errors) errors"
+            )
+        }
+        Swift.print("steady      \(String(format: "%.0f", figures.steadySeconds)) s: \(figures.tokenCalls) get_token calls in all, \(figures.duplicateCalls) duplicates")
+        Swift.print("database    \(String(format: "%.0f", figures.transactionsPerSecond)) transactions/s across the cluster")
+    }
+
+    static func tokenGetLines(_ tenants: [String]) -> LoadGenerator.RequestLines {
+        LoadGenerator.RequestLines(tenants.map { Array(#"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":"\#($0)"}}"#.utf8) + [0x0a] })
+    }
+
     private func measure(socket: String, tenants: [String], startup: Double?) async throws {
         guard !tenants.isEmpty || self.method != "token.get" else { throw CLIError("the daemon has no tenants to ask for") }
-        let lines = LoadGenerator.RequestLines(
+        let lines =
             self.method == "token.get"
-                ? tenants.map { Array(#"{"jsonrpc":"2.0","id":1,"method":"token.get","params":{"tenant":"\#($0)"}}"#.utf8) + [0x0a] }
-                : [Array(#"{"jsonrpc":"2.0","id":1,"method":"broker.health"}"#.utf8) + [0x0a]]
-        )
+            ? Self.tokenGetLines(tenants) : LoadGenerator.RequestLines([Array(#"{"jsonrpc":"2.0","id":1,"method":"broker.health"}"#.utf8) + [0x0a]])
         let generator = LoadGenerator(
             socketPath: socket,
             connections: self.connections,

@@ -66,7 +66,7 @@ struct BenchTarget {
         self.home.remove()
     }
 
-    private static func launch(_ arguments: [String], environment: [String: String]) throws -> Process {
+    static func launch(_ arguments: [String], environment: [String: String]) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         process.arguments = arguments
@@ -75,11 +75,11 @@ struct BenchTarget {
         return process
     }
 
-    private static func waitForExit(_ process: Process) async {
+    static func waitForExit(_ process: Process) async {
         _ = try? await BenchCommand.offload { process.waitUntilExit() }
     }
 
-    private static func waitUntil(timeout: Double, interval: Duration, _ condition: @escaping @Sendable () -> Bool) async throws -> Bool {
+    static func waitUntil(timeout: Double, interval: Duration, _ condition: @escaping @Sendable () -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
         while ContinuousClock.now < deadline {
             if try await BenchCommand.offload(condition) { return true }

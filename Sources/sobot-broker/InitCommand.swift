@@ -17,7 +17,10 @@ struct InitCommand: AsyncParsableCommand {
             self.report(home, database: home.paths.database, createdKey: report.createdKey)
         case .postgres(let url):
             let report = try home.initialize(createDatabase: false)
-            try await self.options.withPostgres(url) { try await $0.migrate() }
+            try await self.options.withPostgres(url) { store in
+                try await store.migrate()
+                try await store.recordSealingKeyIfUnset()
+            }
             self.report(home, database: "\(url.redacted()) (schema up to date)", createdKey: report.createdKey)
         }
     }

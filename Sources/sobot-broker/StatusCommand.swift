@@ -24,7 +24,19 @@ enum StatusReport {
             "sobot-broker \(health["version"]?.stringValue ?? "?"): up \(DurationText.short(Double(health["uptime_s"]?.integerValue ?? 0))), "
                 + "\(health["tenants"]?.integerValue ?? 0) tenants, \(health["tokens_valid"]?.integerValue ?? 0) valid tokens"
         ]
-        var rows = [["TENANT", "REGION", "STATE", "EXPIRES IN", "NEXT REFRESH", "LAST ERROR"]]
+        let members = status["members"]?.arrayValue
+        if let members {
+            lines.append("cluster: \(members.count) brokers alive (store: postgres)")
+            for member in members {
+                lines.append(
+                    "  \(member["id"]?.stringValue ?? "?")  \(member["host"]?.stringValue ?? "?") pid \(member["pid"]?.integerValue ?? 0)  "
+                        + "\(member["version"]?.stringValue ?? "?")  seen \(member["seen_s_ago"]?.integerValue ?? 0)s ago"
+                )
+            }
+        }
+        var header = ["TENANT", "REGION", "STATE", "EXPIRES IN", "NEXT REFRESH", "LAST ERROR"]
+        if members != nil { header.append("REFRESHED BY") }
+        var rows = [header]
         for entry in status["tokens"]?.arrayValue ?? [] {
             let relative: (String) -> String = { field in
                 entry[field]?.doubleValue.map { DurationText.short($0 - now) } ?? "-"
@@ -36,7 +48,7 @@ enum StatusReport {
                 relative("expires_at"),
                 relative("next_refresh_at"),
                 entry["last_error"]?.stringValue ?? "-",
-            ])
+            ] + (members == nil ? [] : [entry["refreshed_by"]?.stringValue ?? "-"]))
         }
         lines.append(Table.render(rows))
         return lines.joined(separator: "\n")

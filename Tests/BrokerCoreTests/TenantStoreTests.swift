@@ -93,13 +93,36 @@ import Testing
         }
         // What a database written by the previous release looks like.
         let older = try SQLiteConnection(path: directory.file("b.db"))
-        try older.execute("DROP TABLE sealing_key; ALTER TABLE credentials DROP COLUMN generation; PRAGMA user_version = 2")
+        try older.execute(
+            "DROP TABLE sealing_key; DROP TABLE revision_counter; ALTER TABLE credentials DROP COLUMN generation; UPDATE credentials SET revision = 7; PRAGMA user_version = 2"
+        )
         let reopened = try SQLiteStore(path: directory.file("b.db"), sealer: sealer)
-        #expect(try older.userVersion == 4)
+        #expect(try older.userVersion == 5)
+        #expect(try reopened.credentialRevisions()[key] == 7)
+        try reopened.upsert(Self.definitions(1), now: 2)
+        #expect(try reopened.credentialRevisions()[key] == 8, "the revision counter starts above every revision held")
         #expect(try reopened.credential(for: key)?.appKey == "PLAINTEXT-APPKEY-sg-0")
         #expect(try reopened.loadTokens(expiringAfter: 5).tokens.map(\.value) == ["tok"])
         try reopened.save(StoredToken(key: key, value: "tok-2", issuedAt: 2, expiresAt: 10_000))
         #expect(try reopened.token(for: key, expiringAfter: 5)?.value == "tok-2")
+    }
+
+    /// Revisions come from one counter: replacing or removing and re-adding a credential always
+    /// gives it a revision above any it had, so a token engine can tell its fetches apart.
+    @Test func aCredentialRemovedAndAddedAgainGetsAHigherRevision() throws {
+        let directory = TemporaryDirectory("rev")
+        let store = try SQLiteStore(path: directory.file("b.db"), sealer: SecretSealer(keyring: MasterKeyring(keys: [try MasterKey(randomWithID: 1)])))
+        let key = TokenKey(tenant: "tenant-0", region: "sg")
+        try store.upsert(Self.definitions(2), now: 1)
+        let first = try #require(try store.credentialRevisions()[key])
+        try store.upsert(Self.definitions(1), now: 2)
+        let replaced = try #require(try store.credentialRevisions()[key])
+        #expect(replaced > first)
+        _ = try store.remove(tenant: "tenant-0", region: nil)
+        try store.upsert(Self.definitions(1), now: 3)
+        #expect(try store.credentialRevisions()[key] ?? 0 > replaced)
+        let revisions = try store.credentialRevisions().values
+        #expect(Set(revisions).count == revisions.count, "no two credentials share a revision")
     }
 
     @Test func removingATenantRemovesTheRulesNamingItButNotWildcardsOrOtherTenants() throws {

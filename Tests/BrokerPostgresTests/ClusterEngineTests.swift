@@ -14,12 +14,13 @@ import Testing
         let manager: TokenManager
         let pool: Task<Void, Never>
 
-        init(id: String, url: DatabaseURL, keyring: MasterKeyring, clock: any BrokerClock, client: SobotClient, logger: Logger) {
+        /// - Parameter gate: holds the engine's token reads (see `GatedStore`); nil for none.
+        init(id: String, url: DatabaseURL, keyring: MasterKeyring, clock: any BrokerClock, client: SobotClient, logger: Logger, gate: ReadGate?) {
             self.store = PostgresStore(url: url, environment: [:], sealer: SecretSealer(keyring: keyring), clock: clock, logger: logger)
             let store = self.store
             self.pool = Task { try? await store.run() }
             self.manager = TokenManager(
-                store: store,
+                store: gate.map { GatedStore(store, gate: $0) } ?? store,
                 issuer: LeasedTokenIssuer(leases: store, client: client, clock: clock, owner: id, leaseSeconds: 20, logger: logger),
                 clock: clock,
                 policy: TokenPolicy(),
@@ -41,8 +42,8 @@ import Testing
         let keyring: MasterKeyring
         let logger: Logger
 
-        func broker(_ id: String, clock: any BrokerClock = SystemClock()) -> Broker {
-            Broker(id: id, url: self.url, keyring: self.keyring, clock: clock, client: self.client, logger: self.logger)
+        func broker(_ id: String, clock: any BrokerClock = SystemClock(), gate: ReadGate? = nil) -> Broker {
+            Broker(id: id, url: self.url, keyring: self.keyring, clock: clock, client: self.client, logger: self.logger, gate: gate)
         }
 
         func stop() async {
@@ -75,7 +76,10 @@ import Testing
 
     static let key = TokenKey(tenant: "t0", region: "sg")
 
-    @Test func aFetchStartedBeforeACredentialChangeDoesNotLand() async throws {
+    /// The credential is replaced, or removed and added again (it takes the sequence's next revision),
+    /// while the first fetch is in flight.
+    @Test(arguments: [false, true])
+    func aFetchStartedBeforeACredentialChangeDoesNotLand(removedFirst: Bool) async throws {
         guard let setup = try await Self.setUp() else { return }
         let broker = setup.broker("a")
         try await broker.store.migrate()
@@ -83,10 +87,13 @@ import Testing
         setup.simulator.register(appid: "new", appKey: "new-secret")
         _ = try await broker.store.upsert(Self.tenant("old", secret: "old-secret"), now: 1, dryRun: false)
         try await broker.manager.start()
+        let before = try await broker.store.credentialRevisions()[Self.key] ?? 0
         setup.simulator.fault = .latency(milliseconds: 1500)
         async let served = broker.manager.token(for: Self.key)
         #expect(await eventually(timeout: 10) { setup.simulator.tokenRequestCount == 1 }, "the first fetch is in flight")
+        if removedFirst { _ = try await broker.store.remove(tenant: Self.key.tenant, region: nil) }
         _ = try await broker.store.upsert(Self.tenant("new", secret: "new-secret"), now: 2, dryRun: false)
+        #expect(try await broker.store.credentialRevisions()[Self.key] ?? 0 > before)
         try await broker.manager.reload()
         setup.simulator.fault = .none
         let token = try await served.value
@@ -94,7 +101,39 @@ import Testing
         let stored = try await broker.store.token(for: Self.key, expiringAfter: Int64(SystemClock().unixNow()))
         #expect(stored?.value == token, "the old credential's token never landed")
         #expect(stored?.generation == 1)
+        #expect(setup.simulator.tokenRequestTimes(appid: "new").count == 1, "fetched once for it, not in a loop")
         await broker.stop()
+        await setup.stop()
+    }
+
+    /// The interleaving forced: a broker's start is held just after reading the stored token while
+    /// another broker refreshes the key and this one serves the new token on demand; when the start
+    /// goes on, it must not put the older (revoked) one back.
+    @Test func aReloadHeldAfterItsReadKeepsATokenFetchedMeanwhile() async throws {
+        guard let setup = try await Self.setUp() else { return }
+        let gate = ReadGate()
+        let first = setup.broker("a")
+        let held = setup.broker("b", gate: gate)
+        try await first.store.migrate()
+        setup.simulator.register(appid: "app", appKey: "secret")
+        _ = try await first.store.upsert(Self.tenant("app", secret: "secret"), now: 1, dryRun: false)
+        try await first.manager.start()
+        let old = try await first.manager.token(for: Self.key).value
+        await gate.close()
+        async let started: Void = held.manager.start()
+        #expect(await eventually(timeout: 10) { await gate.waitingCount == 1 }, "the start is held after reading the stored token")
+        let fetched = try await first.manager.invalidate(Self.key, reported: old).value
+        #expect(try await held.manager.token(for: Self.key).value == fetched, "served from the database while the start is held")
+        await gate.open()
+        try await started
+        #expect(fetched != old)
+        #expect(held.manager.cache.freshToken(for: Self.key, now: SystemClock().monotonicNow())?.value == fetched, "the older token read before is not put back")
+        try await held.manager.reload()
+        #expect(try await held.manager.token(for: Self.key).value == fetched)
+        #expect(try await held.store.token(for: Self.key, expiringAfter: Int64(SystemClock().unixNow()))?.generation == 2)
+        #expect(setup.simulator.tokenRequestCount == 2, "the first token and one refresh, none repeated")
+        await first.stop()
+        await held.stop()
         await setup.stop()
     }
 

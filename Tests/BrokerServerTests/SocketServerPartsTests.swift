@@ -61,7 +61,7 @@ import Testing
         // The name the daemon used to stage in, taken by someone else, with something inside.
         let squatted = directory.file(".sobot-broker-\(getpid())")
         #expect(mkdir(squatted, 0o755) == 0)
-        FileManager.default.createFile(atPath: squatted + "/x", contents: Data())
+        _ = FileManager.default.createFile(atPath: squatted + "/x", contents: Data())
         let listener = try UnixListener.bind(path: directory.file("s.sock"), mode: 0o600, group: nil)
         defer { close(listener.descriptor) }
         var info = stat()
@@ -76,7 +76,7 @@ import Testing
         let listener = try UnixListener.bind(path: path, mode: 0o600, group: nil)
         defer { close(listener.descriptor) }
         #expect(rename(path, directory.file("moved.sock")) == 0)
-        FileManager.default.createFile(atPath: path, contents: Data("someone else's".utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data("someone else's".utf8))
         listener.removeSocketFile()
         #expect(FileManager.default.fileExists(atPath: path))
     }

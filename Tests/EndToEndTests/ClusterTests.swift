@@ -34,6 +34,11 @@ import Testing
         let health = try await cluster.call(0, "broker.health").get()
         #expect(health["store"] == "postgres")
         #expect(await eventually(timeout: 20) { (try? await cluster.call(1, "broker.health").get()["members"]?.integerValue) == 3 })
+        let status = try await cluster.cli(1, ["status"])
+        #expect(status.stdout.contains("cluster: 3 brokers alive"), "\(status.stdout) \(status.stderr)")
+        let tokenRows = status.stdout.split(separator: "\n").filter { $0.hasPrefix("t") && $0.contains(" valid ") }
+        #expect(tokenRows.count == 30)
+        #expect(tokenRows.allSatisfy { !$0.hasSuffix("-") }, "status names the broker that refreshed each key")
         // A restart reuses the stored tokens: no get_token.
         try await cluster.stop(2)
         try await cluster.start(2)
@@ -115,13 +120,23 @@ import Testing
         guard let cluster = try await RunningCluster.startOrSkip(brokers: 2, tenants: 3) else { return }
         defer { cluster.shutdown() }
         #expect(await Self.allServe(cluster, tenants: 3))
-        let calls = cluster.simulator.tokenRequestCount
         let held = try await cluster.token(0, "t1").get()
+        // t3 arrives while the upstream fails: every broker tracks it and holds no token.
+        cluster.simulator.fault = .httpStatus(503)
+        try await cluster.importTenants(count: 1, from: 3)
+        #expect(await eventually(timeout: 10) { !cluster.simulator.tokenRequestTimes(appid: "app3").isEmpty })
         try await onThread { try cluster.postgres.stopServer() }
+        cluster.simulator.fault = .none
+        let calls = cluster.simulator.tokenRequestCount
         for index in 0..<2 {
             for tenant in 0..<3 { #expect((try? await cluster.token(index, "t\(tenant)").get()) != nil, "broker \(index) serves t\(tenant)") }
         }
         // A refresh the cluster cannot coordinate is not made: -32004, saying why.
+        // A key that has no token yet gets none while the database is away, and says why.
+        #expect(await eventually(timeout: 20) {
+            guard case .failure(let error)? = try? await cluster.call(0, "token.get", ["tenant": "t3"]) else { return false }
+            return error.code == -32004 && error.message.contains("database")
+        }, "a key without a token answers -32004 naming the database")
         let refused = try await cluster.call(1, "token.invalidate", ["tenant": "t1", "token": .string(held)])
         guard case .failure(let error) = refused else {
             Issue.record("an uncoordinated refresh was made")
@@ -175,5 +190,62 @@ import Testing
                 #expect(fraction >= 0.5 - 0.02 && fraction <= 0.75 + 0.05, "app\(tenant): a refresh after \(later - earlier) s")
             }
         }
+    }
+    @Test func killingAHundredThousandTenantImportIsAllOrNothing() async throws {
+        guard let cluster = try await RunningCluster.startOrSkip(brokers: 1, tenants: 0, start: false) else { return }
+        defer { cluster.shutdown() }
+        let file = cluster.directory.file("large.json")
+        let entries = (0..<100_000).map { #"{"id":"big\#($0)","credentials":[{"region":"sg","appid":"a\#($0)","app_key":"k\#($0)"}]}"# }
+        try #"{"tenants":[\#(entries.joined(separator: ","))]}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        let process = BrokerProcess(["tenant", "import", file], environment: cluster.environment(0))
+        try process.start()
+        try await Task.sleep(for: .milliseconds(1500))
+        let interrupted = process.isRunning
+        process.signal(SIGKILL)
+        _ = try await process.exit()
+        let count = try cluster.postgres.psql("SELECT count(*) FROM tenants")
+        print("import killed \(interrupted ? "while running" : "after it finished"): \(count) tenants stored")
+        #expect(count == "0" || count == "100000", "all or nothing")
+        let started = ContinuousClock.now
+        try await cluster.cli(0, ["tenant", "import", file]).requireSuccess("import")
+        print("imported 100,000 tenants into PostgreSQL in \(ContinuousClock.now - started) (debug build, beside the rest of the suite)")
+        #expect(try cluster.postgres.psql("SELECT count(*) FROM credentials") == "100000")
+    }
+    /// The documented cluster rotation: add a version on one host, distribute the key file, SIGHUP
+    /// the brokers, rotate. No broker ever meets a secret sealed with a version it lacks, and no
+    /// broker stops.
+    @Test func aRollingKeyRotationNeverLeavesABrokerWithoutTheKey() async throws {
+        guard let cluster = try await RunningCluster.startOrSkip(brokers: 2, tenants: 2) else { return }
+        defer { cluster.shutdown() }
+        #expect(await Self.allServe(cluster, tenants: 2))
+        try await cluster.cli(0, ["key", "add"]).requireSuccess("key add")
+        // Until the rotation, secrets are still sealed with version 1, which broker 1 holds.
+        try await cluster.importTenants(count: 1, from: 2)
+        #expect(await Self.allServe(cluster, tenants: 3), "broker 1 opens what host 0 sealed after key add")
+        let early = try await cluster.cli(0, ["key", "rotate"])
+        #expect(early.status == 1, "a rotation before the key file is distributed is refused")
+        #expect(early.stderr.contains("2"), "\(early.stderr)")
+        #expect(try cluster.postgres.psql("SELECT count(*) FROM credentials WHERE substring(app_key FROM 2 FOR 4) <> '\\x00000001'::bytea") == "0")
+
+        let copy = cluster.home(1) + "/master.key"
+        try FileManager.default.removeItem(atPath: copy)
+        try FileManager.default.copyItem(atPath: cluster.home(0) + "/master.key", toPath: copy)
+        for index in 0..<2 { cluster.process(index)?.signal(SIGHUP) }
+        let rotated = await eventually(timeout: 30, interval: 1) { (try? await cluster.cli(0, ["key", "rotate"]))?.status == 0 }
+        #expect(rotated, "the rotation goes through once every broker holds version 2")
+        #expect(try cluster.postgres.psql("SELECT count(*) FROM credentials WHERE substring(app_key FROM 2 FOR 4) <> '\\x00000002'::bytea") == "0")
+
+        // Both brokers go on: each refreshes a token (opening an app key sealed with version 2 and
+        // sealing the new token with it) and serves the other's.
+        for (index, tenant) in [(0, "t0"), (1, "t1")] {
+            let stale = try await cluster.token(index, tenant).get()
+            let fresh = try await cluster.call(index, "token.invalidate", ["tenant": .string(tenant), "token": .string(stale)]).get()["token"]?.stringValue
+            #expect(fresh != nil && fresh != stale, "broker \(index) refreshed \(tenant)")
+            #expect(await eventually(timeout: 5) { (try? await cluster.token(1 - index, tenant).get()) == fresh })
+        }
+        try await cluster.importTenants(count: 1, from: 3)
+        #expect(await Self.allServe(cluster, tenants: 4))
+        #expect(!cluster.logs.contains("lacks"), "no broker met a version it lacks")
+        for index in 0..<2 { #expect(cluster.process(index)?.isRunning == true) }
     }
 }

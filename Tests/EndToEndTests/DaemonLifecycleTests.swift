@@ -62,7 +62,11 @@ import Testing
         var answered = 0
         for (index, connection) in connections.enumerated() {
             let reply = try await connection.nextReply()
-            if reply["id"]?.integerValue == Int64(index), reply["result"]?["token"]?.stringValue != nil { answered += 1 }
+            if reply["id"]?.integerValue == Int64(index), reply["result"]?["token"]?.stringValue != nil {
+                answered += 1
+            } else {
+                Issue.record("request \(index) was answered \(reply["error"] ?? reply["id"] ?? "without an id")")
+            }
         }
         #expect(answered == 50)
         let exit = try #require(try await daemon.stop())

@@ -101,7 +101,22 @@ public final class PostgresServer: Sendable {
     // MARK: Life cycle
 
     /// Creates a cluster in a new temporary directory and starts a server on a free loopback port.
+    /// How many servers may run at once in one test process. Tests run in parallel, and two dozen
+    /// clusters starting together on a loaded two-core machine kept connections waiting past every
+    /// timeout: a test beyond the limit waits here, on its own thread, for one to stop.
+    private static let runningServers = DispatchSemaphore(value: 3)
+
     public static func start() throws -> PostgresServer {
+        Self.runningServers.wait()
+        do {
+            return try Self.startHoldingASlot()
+        } catch {
+            Self.runningServers.signal()
+            throw error
+        }
+    }
+
+    private static func startHoldingASlot() throws -> PostgresServer {
         let binDirectory = try located.get()
         let directory = TemporaryDirectory("pg")
         if geteuid() == 0, let account = getpwnam("postgres") {
@@ -123,7 +138,7 @@ public final class PostgresServer: Sendable {
             } catch let error as PostgresServerError where attempts < 5 && error.description.contains("could not bind") {
                 attempts += 1  // Another process took the port between our probe and the server's bind.
             } catch {
-                server.stop()
+                server.stopWithoutReleasingTheSlot()
                 throw error
             }
         }
@@ -131,14 +146,21 @@ public final class PostgresServer: Sendable {
 
     /// Stops the server at once and removes its directory. Idempotent; tests call it in `defer`.
     public func stop() {
+        if self.stopWithoutReleasingTheSlot() { Self.runningServers.signal() }
+    }
+
+    /// Stops the server unless already stopped; true when this call stopped it.
+    @discardableResult
+    private func stopWithoutReleasingTheSlot() -> Bool {
         let first = self.stopped.withLock { stopped in
             defer { stopped = true }
             return !stopped
         }
-        guard first else { return }
+        guard first else { return false }
         // Fails harmlessly when the server is already down (after `stopServer()`).
         try? self.pgCtl(["-m", "immediate", "-w", "stop"])
         try? FileManager.default.removeItem(atPath: self.directory.path)
+        return true
     }
 
     /// Shuts the server down cleanly, keeping its data, so a test can simulate a database outage.

@@ -51,13 +51,26 @@ public struct SecretSealer: Sendable {
     static let overhead = Self.headerLength + AESGCM.nonceLength + AESGCM.tagLength
 
     public let keyring: MasterKeyring
+    /// The version new secrets are sealed with: the keyring's newest, unless a cluster records another.
+    private let sealingKey: MasterKey
 
     public init(keyring: MasterKeyring) {
         self.keyring = keyring
+        self.sealingKey = keyring.active
     }
 
+    /// A sealer that seals with version `sealingKeyID` of `keyring`: in a cluster, the version every
+    /// broker holds, which may be older than a version just added to this host's key file.
+    public init(keyring: MasterKeyring, sealingKeyID: UInt32) throws(SealingError) {
+        guard let key = keyring.key(id: sealingKeyID) else { throw .unknownKey(sealingKeyID) }
+        self.keyring = keyring
+        self.sealingKey = key
+    }
+
+    public var sealingKeyID: UInt32 { self.sealingKey.id }
+
     public func seal(_ plaintext: [UInt8], for binding: SecretBinding) throws(SealingError) -> [UInt8] {
-        let key = self.keyring.active
+        let key = self.sealingKey
         var header: [UInt8] = [Self.formatVersion]
         withUnsafeBytes(of: key.id.bigEndian) { header.append(contentsOf: $0) }
         do {

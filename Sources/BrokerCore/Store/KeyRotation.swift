@@ -15,9 +15,18 @@ public enum KeyRotation {
         public let retiredKeyIDs: [UInt32]
     }
 
+    ///
+    /// The version re-sealed with is the key file's newest when no secret uses it yet and it is newer
+    /// than every version in use (one `key add` put there, to distribute before a cluster rotates to
+    /// it); otherwise a new one is added.
     public static func rotate(home: BrokerHome, store: any BrokerStore) async throws -> Report {
+        let inUse = try await store.keyIDsInUse()
         let (keyring, resealed) = try await store.resealAll {
-            let extended = try home.loadKeyring().addingFreshKey()
+            let current = try home.loadKeyring()
+            if current.active.id > (inUse.max() ?? 0), current.keys.count > 1 {
+                return current
+            }
+            let extended = try current.addingFreshKey()
             try MasterKeyFile.write(extended, to: home.paths.masterKey)
             return extended
         }

@@ -63,12 +63,13 @@ public final class SQLiteStore: Sendable {
         let findAppID = try connection.statement("SELECT appid FROM credentials WHERE tenant_id = ? AND region = ?")
         let upsertCredential = try connection.statement(
             """
-            INSERT INTO credentials (tenant_id, region, appid, app_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+            INSERT INTO credentials (tenant_id, region, appid, app_key, created_at, updated_at, revision) VALUES (?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (tenant_id, region) DO UPDATE
             SET appid = excluded.appid, app_key = excluded.app_key, updated_at = excluded.updated_at,
-                revision = credentials.revision + 1
+                revision = excluded.revision
             """
         )
+        let nextRevision = try connection.statement("UPDATE revision_counter SET value = value + 1 RETURNING value")
         let deleteToken = try connection.statement("DELETE FROM tokens WHERE tenant_id = ? AND region = ?")
         var report = UpsertReport()
         for tenant in tenants {
@@ -81,9 +82,11 @@ public final class SQLiteStore: Sendable {
                 let sealedKey = try sealer.seal(credential.appKey, for: binding)
                 var previousAppID: String?
                 try findAppID.forEachRow([.text(tenant.id), .text(credential.region)]) { previousAppID = $0.text(0) }
+                var revision: Int64 = 0
+                try nextRevision.forEachRow { revision = $0.int64(0) }
                 try upsertCredential.run([
                     .text(tenant.id), .text(credential.region), .text(credential.appid), .blob(sealedKey),
-                    .integer(now), .integer(now),
+                    .integer(now), .integer(now), .integer(revision),
                 ])
                 if let previousAppID, previousAppID != credential.appid {
                     try deleteToken.run([.text(tenant.id), .text(credential.region)])

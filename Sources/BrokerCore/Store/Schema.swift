@@ -53,6 +53,15 @@ enum Schema {
         """
         ALTER TABLE credentials ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
         """,
+        // v5: revisions come from one counter for the whole store, so a credential removed and added
+        // again gets a revision above any it had: a fetch started under the old one is recognised.
+        """
+        CREATE TABLE revision_counter (
+            singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+            value INTEGER NOT NULL
+        );
+        INSERT INTO revision_counter (singleton, value) SELECT 1, coalesce(max(revision), 0) FROM credentials;
+        """,
     ]
 
     /// Applies every migration the database has not seen yet, each in its own transaction.

@@ -6,6 +6,8 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case unreadableSecret(tenant: String, region: String, field: String, reason: SealingError)
     /// `key rotate` re-sealed the store with a newer master-key version than this process loaded.
     case keyRotated(loaded: UInt32, current: Int64)
+    /// The cluster seals with a master-key version this host's key file lacks.
+    case keyVersionMissing(UInt32)
 
     public var description: String {
         switch self {
@@ -17,6 +19,8 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
             "tenant \"\(tenant)\" has no region \"\(region)\""
         case .unreadableSecret(let tenant, let region, let field, let reason):
             "cannot open the sealed \(field) of \(tenant)/\(region): \(reason)"
+        case .keyVersionMissing(let id):
+            "the cluster seals secrets with master-key version \(id), which this host's key file lacks: copy the key file from a host that has it"
         case .keyRotated(let loaded, let current):
             "the master key was rotated to version \(current) after this process loaded version \(loaded); nothing was written: run it again"
         }

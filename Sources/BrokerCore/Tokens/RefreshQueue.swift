@@ -1,9 +1,9 @@
-/// A min-heap of (due time, key): the refresher's agenda. Entries are never removed in place;
-/// the token manager skips entries whose due time no longer matches the key's schedule.
+/// A min-heap of (due time, slot): the refresh scheduler's agenda. Entries are never removed in
+/// place; the scheduler skips entries whose due time no longer matches the key's plan.
 struct RefreshQueue {
     struct Entry {
         var due: Double
-        var key: TokenKey
+        var slot: TokenSlot
     }
 
     private var heap: [Entry] = []
@@ -11,8 +11,8 @@ struct RefreshQueue {
     var count: Int { self.heap.count }
     var nextDue: Double? { self.heap.first?.due }
 
-    mutating func insert(_ key: TokenKey, due: Double) {
-        self.heap.append(Entry(due: due, key: key))
+    mutating func insert(_ slot: TokenSlot, due: Double) {
+        self.heap.append(Entry(due: due, slot: slot))
         var child = self.heap.count - 1
         while child > 0 {
             let parent = (child - 1) / 2

@@ -70,23 +70,37 @@ public final class TokenCache: Sendable {
 
     public var tenantCount: Int { self.contents.withLock { $0.trackedTenants } }
 
-    func store(_ token: LiveToken, for key: TokenKey) {
-        let fragments = self.encoder?(key, token)
+    /// The token held at `slot`, with the identity it was fetched under: the token engine's one
+    /// record of it (the token manager keeps none of its own).
+    func held(at slot: TokenSlot) -> HeldToken? {
+        self.contents.withLock { table in table.contains(slot) ? table[slot].held : nil }
+    }
+
+    /// How many tracked keys hold a token fresh at `now`.
+    func freshCount(at now: Double) -> Int {
+        self.contents.withLock { $0.freshCount(at: now) }
+    }
+
+    /// Makes `token` the one served at `slot`, with its reply fragments encoded outside the lock.
+    func store(_ token: HeldToken, at slot: TokenSlot) {
+        guard let key = self.key(of: slot) else { return }
+        let fragments = self.encoder?(key, token.live)
         self.contents.withLock { table in
-            guard let slot = table.slot(tenant: key.tenant, region: key.region) else { return }
             table.setToken(token, fragments: fragments, at: slot)
         }
     }
 
-    /// Stops serving `key`'s token (its credential changed) while keeping the key known.
-    func clearToken(_ key: TokenKey) {
+    /// Stops serving the token at `slot` (its credential changed) while keeping the key known.
+    func clearToken(at slot: TokenSlot) {
         self.contents.withLock { table in
-            guard let slot = table.slot(tenant: key.tenant, region: key.region) else { return }
+            guard table.contains(slot) else { return }
             table.setToken(nil, fragments: nil, at: slot)
         }
     }
 
-    func track(_ key: TokenKey) {
+    /// Tracks `key`: its slot, the same one each time it is tracked again.
+    @discardableResult
+    func track(_ key: TokenKey) -> TokenSlot {
         self.contents.withLock { $0.track(key) }
     }
 

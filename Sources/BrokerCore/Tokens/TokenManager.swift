@@ -5,11 +5,15 @@ import ServiceLifecycle
 
 /// Holds exactly one live token per (tenant, region) and keeps it fresh.
 ///
-/// - Single flight: concurrent demands for one key share one in-flight `get_token`.
-/// - Background refresh at a per-key point in the refresh window (see `RefreshSchedule`), paced per
-///   region; on-demand fetches bypass the pacing.
-/// - Failures back off with full jitter; rejections are held; an unexpired token keeps being served.
-/// - Readers on the hot path use `cache` and never wait on this actor while a token is fresh.
+/// The engine has three parts, and this actor joins them:
+/// - serving: `cache` holds each key's token, with the identity it was fetched under, and nothing
+///   else does; readers on the hot path use it and never wait on this actor while a token is fresh;
+/// - scheduling: `RefreshScheduler` decides when a key is refreshed in the background, at a per-key
+///   point in the refresh window (see `RefreshSchedule`), paced per region;
+/// - coordination: concurrent demands for one key share one in-flight fetch here (single flight),
+///   and the `TokenIssuing` issuer coordinates beyond this process (the cluster's database lease).
+///
+/// Failures back off with full jitter; rejections are held; an unexpired token keeps being served.
 ///
 /// As a `Service`, `run()` is the background refresher.
 public actor TokenManager: Service {
@@ -22,39 +26,30 @@ public actor TokenManager: Service {
 
     private typealias Fetch = Task<Result<IssueOutcome, TokenError>, Never>
 
-    /// A class, not a struct: `slots` has 2^18 buckets at 100,000 keys, and a bucket holding a
-    /// reference instead of this whole record saves about 20 MB there. Only this actor touches it.
+    /// What this actor knows of a key besides its token (which only `cache` holds): the credential
+    /// revision, the fetch in flight and the failures. A class, not a struct: `slots` has 2^18
+    /// buckets at 100,000 keys, and a bucket holding a reference instead of this whole record saves
+    /// megabytes there. Only this actor touches it.
     private final class Slot {
+        /// The key's place in `cache` and in `scheduler`.
+        let place: TokenSlot
         /// The credential's revision in the store when this slot last (re)loaded it.
         var revision: Int64
-        var token: LiveToken?
-        /// The credential revision `token` belongs to, and its generation (see `HeldToken`).
-        var tokenRevision: Int64 = 0
-        var generation: Int64 = 0
         var fetch: Fetch?
-        /// When the refresher should fetch next (monotonic); nil while the key waits in its region's queue.
-        var refreshAt: Double?
-        var queued = false
         var failures = 0
         var blockedUntil: Double?
         var lastError: TokenError?
         /// Unix seconds, for reports only.
         var lastRefreshAt: Double?
 
-        init(revision: Int64) {
+        init(place: TokenSlot, revision: Int64) {
+            self.place = place
             self.revision = revision
         }
     }
 
-    private struct RegionPacer {
-        var pending = CircularBuffer<TokenKey>()
-        var inFlight = 0
-        var nextStart = 0.0
-    }
-
     private var slots: [TokenKey: Slot] = [:]
-    private var agenda = RefreshQueue()
-    private var pacers: [String: RegionPacer] = [:]
+    private var scheduler: RefreshScheduler
     private var sleeper: Task<Void, Never>?
     private var sleepingUntil = Double.infinity
     /// The last reload started: each waits for the one before, so two never interleave their reads.
@@ -70,6 +65,7 @@ public actor TokenManager: Service {
         encoder: TokenCache.Encoder? = nil
     ) {
         self.cache = TokenCache(encoder: encoder)
+        self.scheduler = RefreshScheduler(policy: policy)
         self.store = store
         self.issuer = issuer
         self.clock = clock
@@ -118,12 +114,12 @@ public actor TokenManager: Service {
         let changed = revisions.filter { key, revision in self.slots[key].map { $0.revision != revision } ?? false }
         let added = revisions.filter { key, _ in self.slots[key] == nil }
         for (key, revision) in added {
-            self.slots[key] = Slot(revision: revision)
-            self.cache.track(key)
+            self.slots[key] = Slot(place: self.cache.track(key), revision: revision)
         }
         let reread = Array(changed.keys) + Array(added.keys)
         let stored: [StoredToken]
-        if added.count > 256 {
+        // Many keys to re-read (a start, a large import): one read of every token beats one per key.
+        if reread.count > 256 {
             let wanted = Set(reread)
             let loaded = try await store.loadTokens(expiringAfter: unixNow)
             stored = loaded.tokens.filter { wanted.contains($0.key) }
@@ -140,28 +136,30 @@ public actor TokenManager: Service {
         let storedByKey = Dictionary(stored.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
         var retryNow: [TokenKey] = []
         for (key, revision) in changed {
-            guard let slot = self.slots[key], revision > slot.revision else { continue }
+            guard let slot = self.slots[key] else { continue }
             if slot.failures > 0 { retryNow.append(key) }
             slot.revision = revision
             slot.failures = 0
             slot.blockedUntil = nil
             slot.lastError = nil
             // A token the store no longer holds for the new revision belonged to the old credential
-            // (its appid changed); one fetched under the new revision meanwhile is kept.
-            if slot.token != nil, slot.tokenRevision < revision, storedByKey[key]?.value != slot.token?.value {
-                slot.token = nil
-                self.cache.clearToken(key)
+            // (its appid changed, or it was removed and added again); one fetched under the new
+            // revision meanwhile is kept. A re-added credential counts its generations afresh.
+            if let held = self.cache.held(at: slot.place), held.revision != revision, storedByKey[key]?.value != held.live.value {
+                self.cache.clearToken(at: slot.place)
             }
         }
         for key in reread {
             guard let slot = self.slots[key] else { continue }
-            if let stored = storedByKey[key], slot.token == nil || stored.generation > slot.generation {
+            let held = self.cache.held(at: slot.place)
+            if let stored = storedByKey[key], held.map({ stored.generation > $0.generation }) ?? true {
                 self.adopt(HeldToken(stored: stored, unixOffset: unixOffset), for: key, now: now)
-            } else if slot.token == nil, slot.fetch == nil {
+            } else if held == nil, slot.fetch == nil {
                 self.schedule(key, at: now)
             }
         }
-        for key in retryNow where self.slots[key]?.token != nil {
+        for key in retryNow {
+            guard let slot = self.slots[key], self.cache.held(at: slot.place) != nil else { continue }
             self.schedule(key, at: now)
         }
         self.logger.info(
@@ -173,11 +171,8 @@ public actor TokenManager: Service {
     /// Makes `token` the key's live token and schedules its refresh.
     private func adopt(_ token: HeldToken, for key: TokenKey, now: Double) {
         guard let slot = self.slots[key] else { return }
-        slot.token = token.live
-        slot.tokenRevision = token.revision
-        slot.generation = token.generation
         if slot.revision == 0 { slot.revision = token.revision }
-        self.cache.store(token.live, for: key)
+        self.cache.store(token, at: slot.place)
         let due = RefreshSchedule.refreshTime(for: token.live, key: key, policy: self.policy)
         self.schedule(key, at: max(due, now))
     }
@@ -185,7 +180,7 @@ public actor TokenManager: Service {
     /// Takes a token another broker stored (told by a notification or a poll): adopted when it is
     /// newer than the one held and belongs to the credential revision held; otherwise ignored.
     public func adoptStored(_ stored: StoredToken) {
-        guard let slot = self.slots[stored.key], stored.generation > slot.generation, stored.revision >= slot.revision else { return }
+        guard let slot = self.slots[stored.key], stored.generation > self.generation(of: slot), stored.revision >= slot.revision else { return }
         let now = self.clock.monotonicNow()
         let held = HeldToken(stored: stored, unixOffset: self.clock.unixOffset())
         guard held.live.isUnexpired(at: now) else { return }
@@ -195,15 +190,29 @@ public actor TokenManager: Service {
         self.adopt(held, for: stored.key, now: now)
     }
 
-    /// The generation of the token held for `key`, if any key is tracked: what a watcher compares
-    /// a stored row against before reading its secret.
-    public func heldGeneration(of key: TokenKey) -> Int64? {
-        self.slots[key]?.generation
+    /// Takes a batch of tokens other brokers stored, as `adoptStored(_:)` does each: one actor hop.
+    public func adoptStored(_ tokens: [StoredToken]) {
+        for token in tokens { self.adoptStored(token) }
+    }
+
+    /// Which of `versions` (key and generation) are newer than the token held for a tracked key:
+    /// what a watcher reads from the database. Untracked keys are left to the reload that tracks them.
+    public func newer(_ versions: [TokenKey: Int64]) -> [TokenKey] {
+        versions.compactMap { key, generation in
+            guard let slot = self.slots[key], generation > self.generation(of: slot) else { return nil }
+            return key
+        }
+    }
+
+    /// The generation of the token held for the slot's key; 0 with none.
+    private func generation(of slot: Slot) -> Int64 {
+        self.cache.held(at: slot.place)?.generation ?? 0
     }
 
     private func forget(_ key: TokenKey) {
-        self.slots[key]?.fetch?.cancel()
-        self.slots[key] = nil
+        guard let slot = self.slots.removeValue(forKey: key) else { return }
+        slot.fetch?.cancel()
+        self.scheduler.cancel(slot.place)
         self.cache.forget(key)
     }
 
@@ -227,8 +236,7 @@ public actor TokenManager: Service {
         let held = storedKeys.filter { $0.tenant == tenant }
         for key in held where self.slots[key] == nil {
             // Revision 0 marks "found on demand": the next reload records the real one.
-            self.slots[key] = Slot(revision: 0)
-            self.cache.track(key)
+            self.slots[key] = Slot(place: self.cache.track(key), revision: 0)
         }
         let storedRegions = held.map(\.region)
         if let key = TokenKey.pick(tenant: tenant, region: region, from: storedRegions) { return key }
@@ -242,10 +250,11 @@ public actor TokenManager: Service {
     public func token(for key: TokenKey) async throws(TokenError) -> LiveToken {
         guard let slot = self.slots[key] else { throw .unknownRegion(tenant: key.tenant, region: key.region) }
         let now = self.clock.monotonicNow()
-        if let token = slot.token, token.isFresh(at: now) { return token }
+        let held = self.cache.held(at: slot.place)?.live
+        if let token = held, token.isFresh(at: now) { return token }
         if let fetch = slot.fetch { return try await self.finish(fetch, for: key, fallBack: true) }
         if let blocked = slot.blockedUntil, blocked > now {
-            if let token = slot.token, token.isUnexpired(at: now) { return token }
+            if let token = held, token.isUnexpired(at: now) { return token }
             throw slot.lastError ?? .upstream(.unavailable("backing off after upstream failures"))
         }
         return try await self.finish(self.startFetch(key, purpose: .onDemand), for: key, fallBack: true)
@@ -256,7 +265,7 @@ public actor TokenManager: Service {
     public func invalidate(_ key: TokenKey, reported: String) async throws(TokenError) -> LiveToken {
         guard let slot = self.slots[key] else { throw .unknownRegion(tenant: key.tenant, region: key.region) }
         if let fetch = slot.fetch { return try await self.finish(fetch, for: key, fallBack: false) }
-        guard let current = slot.token, current.value == reported else { return try await self.token(for: key) }
+        guard let current = self.cache.held(at: slot.place), current.live.value == reported else { return try await self.token(for: key) }
         if let blocked = slot.blockedUntil, blocked > self.clock.monotonicNow() {
             throw slot.lastError ?? .upstream(.unavailable("backing off after upstream failures"))
         }
@@ -271,16 +280,20 @@ public actor TokenManager: Service {
             // Fetched for a credential replaced meanwhile: never served; the caller gets the new one's.
             if token.revision < slot.revision { return try await self.token(for: key) }
             // The slot may hold a newer one by now (adopted from another broker meanwhile).
-            if let held = slot.token, slot.generation > token.generation { return held }
+            if let held = self.cache.held(at: slot.place), held.generation > token.generation { return held.live }
             return token.live
         case .success(.deferred):
             // A background fetch this caller joined found another broker refreshing: wait for that.
-            if let token = self.slots[key]?.token, token.isFresh(at: self.clock.monotonicNow()) { return token }
+            if let token = self.heldToken(for: key), token.isFresh(at: self.clock.monotonicNow()) { return token }
             return try await self.finish(self.startFetch(key, purpose: .onDemand), for: key, fallBack: fallBack)
         case .failure(let error):
-            if fallBack, let token = self.slots[key]?.token, token.isUnexpired(at: self.clock.monotonicNow()) { return token }
+            if fallBack, let token = self.heldToken(for: key), token.isUnexpired(at: self.clock.monotonicNow()) { return token }
             throw error
         }
+    }
+
+    private func heldToken(for key: TokenKey) -> LiveToken? {
+        self.slots[key].flatMap { self.cache.held(at: $0.place)?.live }
     }
 
     // MARK: Fetching
@@ -289,7 +302,7 @@ public actor TokenManager: Service {
         if let existing = self.slots[key]?.fetch { return existing }
         guard let slot = self.slots[key] else { return Fetch { .failure(.unknownRegion(tenant: key.tenant, region: key.region)) } }
         let issuer = self.issuer
-        let basis = FetchBasis(revision: slot.revision, generation: slot.generation)
+        let basis = FetchBasis(revision: slot.revision, generation: self.generation(of: slot))
         let fetch = Fetch {
             let result: Result<IssueOutcome, TokenError>
             do throws(TokenError) {
@@ -307,7 +320,7 @@ public actor TokenManager: Service {
     private func complete(_ key: TokenKey, with result: Result<IssueOutcome, TokenError>, purpose: FetchPurpose) {
         let paced = purpose == .background
         if paced {
-            self.pacers[key.region]?.inFlight -= 1
+            self.scheduler.finished(region: key.region)
             self.wake(before: 0)
         }
         BrokerMetrics.recordTokenFetch(region: key.region, outcome: Self.outcomeLabel(result), background: paced)
@@ -324,7 +337,7 @@ public actor TokenManager: Service {
             slot.blockedUntil = nil
             slot.lastError = nil
             if fetchedHere { slot.lastRefreshAt = self.clock.unixNow() }
-            if token.generation >= slot.generation {
+            if token.generation >= self.generation(of: slot) {
                 self.adopt(token, for: key, now: now)
             }
         case .success(.deferred(let retryAfter)):
@@ -394,65 +407,20 @@ public actor TokenManager: Service {
     private func refreshLoop() async {
         while !Task.isCancelled {
             let now = self.clock.monotonicNow()
-            self.queueDueKeys(now: now)
-            self.startPacedFetches(now: now)
-            await self.sleep(until: self.nextWakeTime(now: now))
+            let starts = self.scheduler.starts(at: now) { place in
+                self.cache.key(of: place).flatMap { self.slots[$0] }.map { $0.fetch == nil } ?? false
+            }
+            for place in starts {
+                if let key = self.cache.key(of: place) { _ = self.startFetch(key, purpose: .background) }
+            }
+            await self.sleep(until: self.scheduler.wakeTime(after: now))
         }
     }
 
     private func schedule(_ key: TokenKey, at due: Double) {
-        guard self.slots[key] != nil else { return }
-        self.slots[key]?.refreshAt = due
-        self.agenda.insert(key, due: due)
+        guard let slot = self.slots[key] else { return }
+        self.scheduler.schedule(slot.place, region: key.region, at: due)
         self.wake(before: due)
-    }
-
-    /// Moves keys whose refresh time has come into their region's queue.
-    private func queueDueKeys(now: Double) {
-        while let entry = self.agenda.popDue(at: now) {
-            guard let slot = self.slots[entry.key], slot.refreshAt == entry.due else { continue }
-            slot.refreshAt = nil
-            if slot.fetch == nil, !slot.queued {
-                slot.queued = true
-                self.pacers[entry.key.region, default: RegionPacer()].pending.append(entry.key)
-            }
-        }
-    }
-
-    /// Starts queued fetches while each region's rate and concurrency allow.
-    private func startPacedFetches(now: Double) {
-        for region in Array(self.pacers.keys) {
-            while let key = self.nextPacedKey(in: region, now: now) {
-                _ = self.startFetch(key, purpose: .background)
-            }
-        }
-    }
-
-    private func nextPacedKey(in region: String, now: Double) -> TokenKey? {
-        guard var pacer = self.pacers[region] else { return nil }
-        defer { self.pacers[region] = pacer }
-        while pacer.inFlight < self.policy.backgroundConcurrencyPerRegion, pacer.nextStart <= now,
-            let key = pacer.pending.popFirst()
-        {
-            guard let slot = self.slots[key] else { continue }
-            slot.queued = false
-            // Rescheduled meanwhile (an on-demand fetch succeeded or failed): nothing to do now.
-            guard slot.refreshAt == nil, slot.fetch == nil else { continue }
-            pacer.inFlight += 1
-            pacer.nextStart = max(pacer.nextStart, now) + 1 / self.policy.backgroundRatePerRegion
-            return key
-        }
-        return nil
-    }
-
-    private func nextWakeTime(now: Double) -> Double {
-        var next = self.agenda.nextDue ?? now + 3600
-        for pacer in self.pacers.values where !pacer.pending.isEmpty
-            && pacer.inFlight < self.policy.backgroundConcurrencyPerRegion
-        {
-            next = min(next, pacer.nextStart)
-        }
-        return next
     }
 
     private func sleep(until time: Double) async {
@@ -481,8 +449,9 @@ public actor TokenManager: Service {
         let now = self.clock.monotonicNow()
         let unixOffset = self.clock.unixOffset()
         return self.slots.map { key, slot in
+            let token = self.cache.held(at: slot.place)?.live
             let state: TokenState
-            switch slot.token {
+            switch token {
             case .none: state = .missing
             case .some(let token) where token.isFresh(at: now): state = .valid
             case .some(let token) where token.isUnexpired(at: now): state = .stale
@@ -491,8 +460,9 @@ public actor TokenManager: Service {
             return TokenStatus(
                 key: key,
                 state: state,
-                expiresAt: slot.token.map(\.expiresAtUnix),
-                nextRefreshAt: (slot.refreshAt ?? (slot.queued || slot.fetch != nil ? now : nil)).map { $0 + unixOffset },
+                expiresAt: token.map(\.expiresAtUnix),
+                nextRefreshAt: (self.scheduler.due(of: slot.place) ?? (self.scheduler.isQueued(slot.place) || slot.fetch != nil ? now : nil))
+                    .map { $0 + unixOffset },
                 lastRefreshAt: slot.lastRefreshAt,
                 consecutiveFailures: slot.failures,
                 lastError: slot.lastError.map { "\($0)" }
@@ -503,20 +473,13 @@ public actor TokenManager: Service {
     /// What the engine is doing: fetches in flight, keys waiting for their region's pacing, and
     /// the next scheduled refresh (a monotonic moment, see `BrokerClock`).
     public func activity() -> (inFlight: Int, queued: Int, nextDue: Double?) {
-        var inFlight = 0
-        var queued = 0
-        var nextDue: Double?
-        for slot in self.slots.values {
-            if slot.fetch != nil { inFlight += 1 }
-            if slot.queued { queued += 1 }
-            if let due = slot.refreshAt { nextDue = min(nextDue ?? due, due) }
-        }
-        return (inFlight, queued, nextDue)
+        let inFlight = self.slots.values.reduce(0) { $0 + ($1.fetch != nil ? 1 : 0) }
+        let backlog = self.scheduler.backlog()
+        return (inFlight, backlog.queued, backlog.nextDue)
     }
 
     public func validTokenCount() -> Int {
-        let now = self.clock.monotonicNow()
-        return self.slots.values.reduce(0) { $0 + ($1.token?.isFresh(at: now) == true ? 1 : 0) }
+        self.cache.freshCount(at: self.clock.monotonicNow())
     }
 
     /// How many of `tenants` are tracked, and how many valid tokens they hold: `broker.health` for
@@ -528,7 +491,7 @@ public actor TokenManager: Service {
         for tenant in tenants {
             let regions = self.cache.regions(of: tenant)
             if !regions.isEmpty { tracked += 1 }
-            for region in regions where self.slots[TokenKey(tenant: tenant, region: region)]?.token?.isFresh(at: now) == true {
+            for region in regions where self.heldToken(for: TokenKey(tenant: tenant, region: region))?.isFresh(at: now) == true {
                 valid += 1
             }
         }

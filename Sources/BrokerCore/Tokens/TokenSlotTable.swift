@@ -17,10 +17,13 @@ struct TokenSlotTable {
         var fragments: ServingFragments?
     }
 
-    /// What the token manager and the slower readers use.
+    /// What the token manager and the slower readers use: the key's token with the identity it was
+    /// fetched or read under, held here and nowhere else.
     struct Entry {
         let key: TokenKey
-        var token: LiveToken?
+        var held: HeldToken?
+
+        var token: LiveToken? { self.held?.live }
     }
 
     private var firstSlot: [String: TokenSlot] = [:]
@@ -69,20 +72,24 @@ struct TokenSlotTable {
         self.chain(of: tenant).compactMap { self.serving[Int($0.index)].isTracked ? self.serving[Int($0.index)].region : nil }
     }
 
-    mutating func setToken(_ token: LiveToken?, fragments: ServingFragments?, at slot: TokenSlot) {
+    mutating func setToken(_ held: HeldToken?, fragments: ServingFragments?, at slot: TokenSlot) {
         let index = Int(slot.index)
-        self.entries[index].token = token
-        self.serving[index].freshUntil = token?.freshUntil ?? -.infinity
-        self.serving[index].expiresAt = token?.expiresAt ?? 0
+        self.entries[index].held = held
+        self.serving[index].freshUntil = held?.live.freshUntil ?? -.infinity
+        self.serving[index].expiresAt = held?.live.expiresAt ?? 0
         self.serving[index].fragments = fragments
     }
 
-    mutating func track(_ key: TokenKey) {
+    /// Tracks `key` and returns its slot: the one it had before, if it was ever tracked.
+    @discardableResult
+    mutating func track(_ key: TokenKey) -> TokenSlot {
         let chain = self.chain(of: key.tenant)
         let tenantWasTracked = chain.contains { self.serving[Int($0.index)].isTracked }
+        let slot: TokenSlot
         if let known = chain.first(where: { self.serving[Int($0.index)].region == key.region }) {
-            guard !self.serving[Int(known.index)].isTracked else { return }
+            guard !self.serving[Int(known.index)].isTracked else { return known }
             self.serving[Int(known.index)].isTracked = true
+            slot = known
         } else {
             var before: TokenSlot?
             var cursor = self.firstSlot[key.tenant]
@@ -98,8 +105,15 @@ struct TokenSlotTable {
             } else {
                 self.firstSlot[key.tenant] = added
             }
+            slot = added
         }
         if !tenantWasTracked { self.trackedTenants += 1 }
+        return slot
+    }
+
+    /// Tokens fresh at `now`, over every tracked slot.
+    func freshCount(at now: Double) -> Int {
+        self.serving.reduce(0) { $0 + (now <= $1.freshUntil ? 1 : 0) }
     }
 
     mutating func forget(_ key: TokenKey) {

@@ -96,7 +96,7 @@ public final class BrokerDaemon: Sendable {
         let audit = AuditLog(path: configuration.paths.home + "/audit.log", slotKeys: tokens.cache.key(of:), logger: logger)
         let upstream = BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger)
         let dispatcher = RPCDispatcher(
-            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access, members: backend.members).handlers,
+            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access, cluster: backend.cluster).handlers,
             registry: registry,
             moduleContext: ModuleContext(upstream: upstream, logger: logger, clock: clock),
             access: access,
@@ -120,7 +120,15 @@ public final class BrokerDaemon: Sendable {
             audit: audit,
             logger: logger
         )
-        let watchers = backend.services(tokens, BrokerReload(store: store, tokens: tokens, access: access))
+        let reload = BrokerReload(store: store, tokens: tokens, access: access)
+        let hangup = HangupReload(
+            reload: { [backend] in
+                backend.reloadKeyring(try home.loadKeyring())
+                try await reload()
+            },
+            logger: logger
+        )
+        let watchers = backend.services(tokens, reload) + [hangup]
         // Services stop in reverse order: the server drains first, then the watchers, then the audit
         // log writes what the last requests recorded, then the refresher stops.
         var services: [any Service] = [tokens, audit] + watchers

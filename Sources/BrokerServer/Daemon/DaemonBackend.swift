@@ -10,7 +10,9 @@ struct DaemonBackend: Sendable {
     let issuer: any TokenIssuing
     /// The services to run beside the engine, given it and the reload they may trigger.
     let services: @Sendable (TokenManager, BrokerReload) -> [any Service]
-    let members: (@Sendable () async -> Int)?
+    let cluster: ClusterView?
+    /// Adopts the key file's current keyring (on SIGHUP); a single host's store keeps the one it loaded.
+    let reloadKeyring: @Sendable (MasterKeyring) -> Void
     /// Stops what runs outside the service group (the PostgreSQL pool); after the group has stopped.
     let stop: @Sendable () async -> Void
 
@@ -22,7 +24,8 @@ struct DaemonBackend: Sendable {
             store: store,
             issuer: SobotTokenIssuer(store: database, client: client, clock: clock, logger: logger),
             services: { _, reload in [StoreWatcher(store: store, reload: reload, logger: logger)] },
-            members: nil,
+            cluster: nil,
+            reloadKeyring: { _ in },
             stop: {}
         )
     }
@@ -43,6 +46,7 @@ struct DaemonBackend: Sendable {
         let horizon: UInt64
         do {
             try await store.migrate()
+            try await store.recordSealingKeyIfUnset()
             // Read before the engine loads, so the first catch-up sees whatever commits meanwhile.
             horizon = try await store.changes(since: UInt64(Int64.max)).horizon
         } catch {
@@ -51,8 +55,7 @@ struct DaemonBackend: Sendable {
         }
         let memberID = ProcessIdentity.newMemberID()
         let outage = OutageLog(logger: logger)
-        let keyIDs = keyring.keys.map(\.id)
-        let heartbeat = ClusterHeartbeat(memberID: memberID, membership: store, keyIDs: { keyIDs }, outage: outage)
+        let heartbeat = ClusterHeartbeat(memberID: memberID, membership: store, keyIDs: { store.keyIDs }, outage: outage)
         logger.info("joining the cluster", metadata: ["broker": "\(memberID)", "database": "\(url.redacted())"])
         return DaemonBackend(
             store: store,
@@ -71,7 +74,12 @@ struct DaemonBackend: Sendable {
                 }
                 return [ClusterWatcher(feed: store, follower: follower, outage: outage, logger: logger), heartbeat]
             },
-            members: { heartbeat.members },
+            cluster: ClusterView(
+                liveMembers: { heartbeat.members },
+                members: { try await store.members(seenWithin: 30) },
+                refreshers: { try await store.refreshers() }
+            ),
+            reloadKeyring: { store.reloadKeyring($0) },
             stop: {
                 pool.cancel()
                 _ = await pool.value

@@ -1,4 +1,5 @@
 import BrokerCore
+import BrokerPostgres
 
 /// The broker's own JSON-RPC methods: health, tokens, tenants, modules.
 public struct BrokerMethods: Sendable {
@@ -6,8 +7,8 @@ public struct BrokerMethods: Sendable {
     let store: any BrokerStore
     let registry: ModuleRegistry
     let access: AccessControl
-    /// How many brokers of the cluster were seen alive lately; nil on a single host.
-    let members: (@Sendable () async -> Int)?
+    /// The cluster this broker belongs to; nil on a single host.
+    let cluster: ClusterView?
     let startedAt: ContinuousClock.Instant
 
     public init(
@@ -15,13 +16,13 @@ public struct BrokerMethods: Sendable {
         store: any BrokerStore,
         registry: ModuleRegistry,
         access: AccessControl,
-        members: (@Sendable () async -> Int)? = nil
+        cluster: ClusterView? = nil
     ) {
         self.tokens = tokens
         self.store = store
         self.registry = registry
         self.access = access
-        self.members = members
+        self.cluster = cluster
         self.startedAt = .now
     }
 
@@ -79,8 +80,8 @@ public struct BrokerMethods: Sendable {
             "tokens_valid": .integer(Int64(counts.validTokens)),
             "store": .string(self.store.backend.rawValue),
         ]
-        if let members = self.members {
-            health["members"] = .integer(Int64(await members()))
+        if let cluster = self.cluster {
+            health["members"] = .integer(Int64(cluster.liveMembers()))
         }
         return .object(health)
     }
@@ -179,6 +180,10 @@ public struct BrokerMethods: Sendable {
     func status(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         _ = try Self.reader(params, allowed: [])
         let now = self.tokens.clock.unixNow()
+        // In a cluster, who stored each token and who is alive; a database that does not answer
+        // leaves them out rather than failing the whole report.
+        let refreshers = (try? await self.cluster?.refreshers()) ?? [:]
+        let members = (try? await self.cluster?.members()) ?? []
         let entries: [JSONValue] = await self.tokens.statuses().map { status in
             var entry: [String: JSONValue] = [
                 "tenant": .string(status.key.tenant),
@@ -190,8 +195,39 @@ public struct BrokerMethods: Sendable {
             if let next = status.nextRefreshAt { entry["next_refresh_at"] = .integer(Int64(next.rounded(.up))) }
             if let last = status.lastRefreshAt { entry["last_refresh_at"] = .integer(Int64(last)) }
             if let error = status.lastError { entry["last_error"] = .string(error) }
+            if let broker = refreshers[status.key] { entry["refreshed_by"] = .string(broker) }
             return .object(entry)
         }
-        return ["now": .integer(Int64(now)), "uptime_s": .integer(self.uptime), "tokens": .array(entries)]
+        var report: [String: JSONValue] = ["now": .integer(Int64(now)), "uptime_s": .integer(self.uptime), "tokens": .array(entries)]
+        if self.cluster != nil {
+            report["members"] = .array(
+                members.map { member in
+                    [
+                        "id": .string(member.id), "host": .string(member.host), "pid": .integer(Int64(member.pid)),
+                        "version": .string(member.version), "seen_s_ago": .integer(Int64(member.secondsSinceSeen.rounded())),
+                    ]
+                }
+            )
+        }
+        return .object(report)
+    }
+}
+
+/// What a broker of a cluster can tell about the cluster, for `broker.health` and `broker.status`.
+public struct ClusterView: Sendable {
+    /// Brokers seen alive in the last 30 s, as of the last heartbeat: no database read.
+    public let liveMembers: @Sendable () -> Int
+    public let members: @Sendable () async throws -> [ClusterMember]
+    /// The broker that stored each key's current token.
+    public let refreshers: @Sendable () async throws -> [TokenKey: String]
+
+    public init(
+        liveMembers: @escaping @Sendable () -> Int,
+        members: @escaping @Sendable () async throws -> [ClusterMember],
+        refreshers: @escaping @Sendable () async throws -> [TokenKey: String]
+    ) {
+        self.liveMembers = liveMembers
+        self.members = members
+        self.refreshers = refreshers
     }
 }
