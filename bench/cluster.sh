@@ -8,6 +8,8 @@
 #   COMPARE=1       run /work/shared/bench/compare.sh (5 s) against broker 1 and a SQLite broker
 #   FAILOVER=1      kill -9 one broker under slow upstream and time the takeover of its leases
 #   KEEP=1          keep the temp dir (logs) afterwards      ACQ_TIMEOUT=900  seconds to wait for tokens_valid = N
+#   DUPLOG=1        log every stored generation (a trigger on credentials, one insert per refresh) to count
+#                   duplicates: a stored token whose issued_at is less than TTL/2 - 1 s after the key's previous one
 # Needs root (PostgreSQL runs as the postgres user via setpriv), jq, curl, python3, gcc, redis-server.
 # Prints `RESULT name value` lines (also in $WORK/results.txt) and progress on stderr.
 # Never prints an app key or a token.
@@ -15,7 +17,7 @@ set -euo pipefail
 
 BIN=$(readlink -f "${1:-.build-bench/release/sobot-broker}")
 N=${N:-100000} B=${B:-3} STEADY=${STEADY:-300} TTL=${TTL:-60}
-RATE=${RATE:-2000} CONC=${CONC:-32} COMPARE=${COMPARE:-1} FAILOVER=${FAILOVER:-1}
+RATE=${RATE:-2000} CONC=${CONC:-32} COMPARE=${COMPARE:-1} FAILOVER=${FAILOVER:-1} DUPLOG=${DUPLOG:-1}
 PGBIN=/usr/lib/postgresql/15/bin
 PY=/usr/bin/python3
 WORK=$(mktemp -d /tmp/sobot-cluster.XXXXXX)
@@ -24,6 +26,7 @@ RESULTS=$WORK/results.txt
 : >"$RESULTS"
 pids=()
 
+loadavg() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/'; }
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 result() { printf 'RESULT %s %s\n' "$1" "$2" | tee -a "$RESULTS"; }
 now() { date +%s.%N; }
@@ -50,7 +53,10 @@ nohup "${asPG[@]}" "$PGBIN/postgres" -D "$PGDIR/data" -c listen_addresses=127.0.
 pids+=($!)
 for _ in $(seq 100); do "$PGBIN/pg_isready" -U postgres -q -h 127.0.0.1 -p "$PGPORT" && break; sleep 0.1; done
 "$PGBIN/pg_isready" -U postgres -q -h 127.0.0.1 -p "$PGPORT" || { log "postgres did not start"; cat "$WORK/postgres.log" >&2; exit 1; }
+PGPID=${pids[-1]}
 sql() { psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -Atq -c "$1"; }
+result "nproc" "$(nproc)"
+result "loadavg_1/5/15_at_start" "$(loadavg)"
 log "postgres on 127.0.0.1:$PGPORT"
 
 # ---------------------------------------------------------------- tenants and simulator
@@ -96,6 +102,32 @@ t0=$(now)
 t1=$(now)
 result import_seconds "$(elapsed "$t0" "$t1")"
 result import_peak_rss_kib "$(awk '{print $3}' "$WORK/import.time")"
+if [ "$DUPLOG" = 1 ]; then
+  # Every stored generation, with the issued_at the broker stored: two consecutive ones for a key less than
+  # TTL/2 - 1 s apart mean a get_token before the key's refresh window (a duplicate). A fetched token that was
+  # never stored shows as get_token calls > stored generations instead.
+  sql "CREATE TABLE bench_refresh_log (tenant_id text, region text, generation bigint, issued_at float8, at timestamptz, refreshed_by text)"
+  sql "CREATE FUNCTION bench_log_refresh() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN
+         INSERT INTO bench_refresh_log VALUES (NEW.tenant_id, NEW.region, NEW.generation, NEW.issued_at, clock_timestamp(), NEW.refreshed_by);
+         RETURN NULL; END \$\$"
+  sql "CREATE TRIGGER bench_refresh_log AFTER UPDATE OF generation ON credentials FOR EACH ROW
+         WHEN (NEW.generation <> OLD.generation) EXECUTE FUNCTION bench_log_refresh()"
+fi
+# gap_stats FROM TO (epoch seconds; rows stored in that window): duplicates, late (gap > TTL) and the refresh
+# point as a fraction of the previous token's lifetime
+gap_stats() {
+  sql "WITH g AS (SELECT at, issued_at - lag(issued_at) OVER (PARTITION BY tenant_id, region ORDER BY generation) AS gap FROM bench_refresh_log),
+       w AS (SELECT gap FROM g WHERE gap IS NOT NULL AND at >= to_timestamp($1) AND at < to_timestamp($2))
+       SELECT count(*) FILTER (WHERE gap < $TTL * 0.5 - 1), count(*) FILTER (WHERE gap > $TTL), count(*),
+              round(coalesce(min(gap), 0)::numeric / $TTL, 3), round(coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY gap), 0)::numeric / $TTL, 3),
+              round(coalesce(max(gap), 0)::numeric / $TTL, 3) FROM w" | tr '|' ' '
+}
+# CPU seconds (user+system) of a pid; postgres: the postmaster, its live backends and the ones it reaped
+cpu_of() { awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cpu_pg() {
+  { awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13 + $14 + $15) / t }' "/proc/$PGPID/stat"
+    for c in $(pgrep -P "$PGPID"); do cpu_of "$c"; done; } | awk '{ s += $1 } END { printf "%.2f\n", s }'
+}
 log "import: $(tail -1 "$WORK/import.out")"
 
 # ---------------------------------------------------------------- brokers
@@ -178,6 +210,10 @@ for i in $(seq "$B"); do
 done
 result initial_fetches_ok_all_brokers "$fetch_sum"
 result initial_get_token_calls_all_brokers "$call_sum"
+if [ "$DUPLOG" = 1 ]; then
+  read -r d l n _ <<<"$(gap_stats 0 "$(now)")"
+  result "initial_duplicates(stored_token_less_than_TTL/2-1s_after_previous)" "$d"
+fi
 cat "$WORK/acquisition.trace" >&2
 
 # ---------------------------------------------------------------- restart one broker at N tenants
@@ -190,6 +226,11 @@ wait_valid "$(home "$victim")" "$N" 120 && result "restart_exec_to_tokens_valid_
 # ---------------------------------------------------------------- steady state
 log "steady state for $STEADY s"
 sg0=$(gen_sum); sc0=$(commits); st0=$(now)
+result "loadavg_1/5/15_at_steady_start" "$(loadavg)"
+declare -A cpu0; for i in $(seq "$B"); do cpu0[b$i]=$(cpu_of "${BPID[$i]}"); done
+cpu0[sim]=$(cpu_of "$SIMPID"); cpu0[pg]=$(cpu_pg)
+( sleep $((STEADY / 2 + 30)); { uptime; top -b -n 1 -w 200 | head -25; } >"$WORK/steady.top" ) &
+topper=$!
 declare -A sf0 sc0m; for i in $(seq "$B"); do sf0[$i]=$(metric_sum "$(home "$i")" "$FETCH_RE"); sc0m[$i]=$(metric_sum "$(home "$i")" "$CALLS_RE"); done
 ( while :; do
     printf '%s unservable_in_db=%s valid=' "$(elapsed "$st0" "$(now)")" "$(unservable)"
@@ -214,7 +255,10 @@ if [ "$COMPARE" = 1 ]; then
 fi
 rest=$(( STEADY - $(elapsed "$st0" "$(now)" | cut -d. -f1) )); [ "$rest" -gt 0 ] && sleep "$rest"
 sg1=$(gen_sum); sc1=$(commits); st1=$(now)
-kill "$sampler" 2>/dev/null || true
+result "loadavg_1/5/15_at_steady_end" "$(loadavg)"
+declare -A cpu1; for i in $(seq "$B"); do cpu1[b$i]=$(cpu_of "${BPID[$i]}"); done
+cpu1[sim]=$(cpu_of "$SIMPID"); cpu1[pg]=$(cpu_pg)
+kill "$sampler" "$topper" 2>/dev/null || true
 secs=$(elapsed "$st0" "$st1")
 result steady_seconds "$secs"
 result steady_generations_stored "$((sg1 - sg0))"
@@ -228,6 +272,16 @@ result steady_fetches_ok_all_brokers "$ssum"
 result steady_get_token_calls_all_brokers "$csum"
 result steady_refreshes_per_second "$($PY -c "print(f'{($sg1-$sg0)/$secs:.1f}')")"
 result steady_pg_commits_per_second "$($PY -c "print(f'{($sc1-$sc0)/$secs:.1f}')")"
+for k in "${!cpu1[@]}"; do
+  result "steady_cpu_cores_${k}" "$($PY -c "print(f'{(${cpu1[$k]}-${cpu0[$k]})/$secs:.2f}')")"
+done
+if [ "$DUPLOG" = 1 ]; then
+  read -r d l n mn md mx <<<"$(gap_stats "$st0" "$st1")"
+  result "steady_duplicates(stored_token_less_than_TTL/2-1s_after_previous)" "$d"
+  result "steady_late_refreshes(gap_over_TTL)" "$l"
+  result "steady_refresh_point_min/median/max_of_lifetime" "$mn/$md/$mx"
+fi
+[ -s "$WORK/steady.top" ] && cat "$WORK/steady.top" >&2
 result steady_max_unservable_in_db "$(sed 's/.*unservable_in_db=\([0-9]*\).*/\1/' "$WORK/steady.trace" | sort -n | tail -1)"
 cat "$WORK/steady.trace" >&2
 for i in $(seq "$B"); do result "broker${i}_tokens_valid_end" "$(tokens_valid "$(home "$i")")"; done
@@ -270,4 +324,9 @@ for f in "$WORK"/serve*.log "$WORK"/simulator*.log; do
   [ "$n" -gt 0 ] && { log "--- $f (first 10 lines)"; head -10 "$f" >&2; }
 done
 grep -E 'ERROR|FATAL' "$WORK/postgres.log" | head -5 >&2 || true
+if [ "$DUPLOG" = 1 ]; then
+  read -r d l n _ <<<"$(gap_stats 0 "$(now)")"
+  result "whole_run_duplicates(stored_token_less_than_TTL/2-1s_after_previous)" "$d"
+  result whole_run_stored_refreshes_checked "$n"
+fi
 log "done; results in $RESULTS"
