@@ -5,7 +5,9 @@ let package = Package(
     name: "sobot-broker",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "sobot-broker", targets: ["sobot-broker"])
+        .executable(name: "sobot-broker", targets: ["sobot-broker"]),
+        .library(name: "SobotBrokerClient", targets: ["SobotBrokerClient"]),
+        .library(name: "BrokerModuleSDK", targets: ["BrokerModuleSDK"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -30,8 +32,14 @@ let package = Package(
         ),
         .systemLibrary(name: "CLinuxEvents"),
         .target(
+            name: "BrokerModuleSDK",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+        .target(name: "SobotBrokerClient", dependencies: ["BrokerModuleSDK"]),
+        .target(
             name: "BrokerCore",
             dependencies: [
+                "BrokerModuleSDK",
                 "CSQLite",
                 "COpenSSL",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -80,8 +88,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "Marketing", dependencies: ["BrokerCore"], path: "Plugins/Marketing"),
-        .target(name: "CRM", dependencies: ["BrokerCore"], path: "Plugins/CRM"),
+        .target(name: "Marketing", dependencies: ["BrokerModuleSDK"], path: "Plugins/Marketing"),
+        .target(name: "CRM", dependencies: ["BrokerModuleSDK"], path: "Plugins/CRM"),
+        .target(name: "SobotRequest", dependencies: ["BrokerModuleSDK"], path: "Plugins/SobotRequest"),
         .executableTarget(
             name: "sobot-broker",
             dependencies: [
@@ -91,6 +100,8 @@ let package = Package(
                 "SobotSimulator",
                 "Marketing",
                 "CRM",
+                "SobotRequest",
+                "SobotBrokerClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -108,14 +119,16 @@ let package = Package(
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "SobotSimulator", "TestSupport"]),
         .testTarget(
             name: "BrokerPostgresTests",
-            dependencies: ["BrokerPostgres", "BrokerCore", "SobotSimulator", "TestSupport", .product(name: "PostgresNIO", package: "postgres-nio")]
+            dependencies: [
+                "BrokerPostgres", "BrokerCore", "BrokerServer", "SobotSimulator", "TestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
         ),
         .testTarget(name: "BrokerServerTests", dependencies: ["BrokerServer", "BrokerCore", "SobotSimulator", "TestSupport"]),
         .testTarget(name: "SobotSimulatorTests", dependencies: ["SobotSimulator", "BrokerCore", "TestSupport"]),
-        .testTarget(name: "PluginTests", dependencies: ["Marketing", "CRM", "BrokerCore", "BrokerServer", "SobotSimulator", "TestSupport"]),
+        .testTarget(name: "PluginTests", dependencies: ["Marketing", "CRM", "SobotRequest", "BrokerModuleSDK", "BrokerCore", "BrokerServer", "SobotSimulator", "TestSupport"]),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["sobot-broker", "sobot-broker-fuzz", "BrokerServer", "BrokerCore", "SobotSimulator", "TestSupport"]
+            dependencies: ["sobot-broker", "sobot-broker-fuzz", "BrokerServer", "BrokerCore", "SobotSimulator", "TestSupport", "SobotBrokerClient"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,4 @@
-import BrokerCore
+import BrokerModuleSDK
 
 /// Reserves the `crm` namespace for Sobot's CRM APIs (customers, tickets, contact records).
 ///

@@ -1,4 +1,4 @@
-import BrokerCore
+import BrokerModuleSDK
 
 /// One of Sobot's two marketing query endpoints: its path, the filters it takes, and how to
 /// normalise the items it returns.

@@ -1,4 +1,4 @@
-import BrokerCore
+import BrokerModuleSDK
 
 /// Runs a validated marketing query against the upstream: one page, every page, or one query per
 /// tenant, with bounded concurrency.
@@ -8,15 +8,15 @@ struct MarketingFetcher: Sendable {
     let upstream: any UpstreamCalling
 
     /// One tenant's answer: a page, or every page merged when `all_pages` is set.
-    func fetch(tenant: String) async throws(ModuleError) -> JSONValue {
-        let first = try await self.page(self.query.pageNo, tenant: tenant)
+    func fetch(tenant: String, region: String?) async throws(ModuleError) -> JSONValue {
+        let first = try await self.page(self.query.pageNo, tenant: tenant, region: region)
         guard self.query.allPages, first.pageCount > 1 else {
             return MarketingReply.json(first, extra: self.query.allPages ? ["pages_fetched": 1, "truncated": false] : [:])
         }
         let lastPage = min(first.pageCount, Int64(MarketingQuery.maximumPages))
         var pages: [Int64: MarketingReply.Page] = [1: first]
         let result = await self.concurrently(Array(2...lastPage)) { page throws(ModuleError) in
-            try await self.page(page, tenant: tenant)
+            try await self.page(page, tenant: tenant, region: region)
         }
         for (page, outcome) in result {
             pages[page] = try outcome.get()
@@ -30,27 +30,52 @@ struct MarketingFetcher: Sendable {
         )
     }
 
-    /// The same query for each tenant; one tenant's failure never fails the others.
+    /// One place a fan-out asks: a tenant, in one of its regions (nil when the tenant has one, or its
+    /// regions are not known).
+    struct Target: Sendable, Hashable {
+        var tenant: String
+        var region: String?
+    }
+
+    /// The same query for each tenant, in the `region` asked for, or else in every region the tenant
+    /// has: one result per (tenant, region), so tenants with two regions are answered for both.
+    /// One target's failure never fails the others.
     func fetch(tenants: [String]) async -> JSONValue {
-        let outcomes = await self.concurrently(tenants) { tenant throws(ModuleError) in
-            try await self.fetch(tenant: tenant)
-        }
-        let byTenant = Dictionary(uniqueKeysWithValues: outcomes)
-        let results: [JSONValue] = tenants.map { tenant in
-            switch byTenant[tenant] {
-            case .success(let result): ["tenant": .string(tenant), "result": result]
-            case .failure(let error): ["tenant": .string(tenant), "error": error.errorObject]
-            case .none: ["tenant": .string(tenant), "error": ModuleError.internalError("no result").errorObject]
+        var targets: [Target] = []
+        for tenant in tenants {
+            if let region = self.query.region {
+                targets.append(Target(tenant: tenant, region: region))
+                continue
             }
+            let regions = (try? await self.upstream.regions(ofTenant: tenant)) ?? []
+            if regions.isEmpty {
+                targets.append(Target(tenant: tenant, region: nil))
+            } else {
+                targets += regions.map { Target(tenant: tenant, region: $0) }
+            }
+        }
+        let outcomes = await self.concurrently(targets) { target throws(ModuleError) in
+            try await self.fetch(tenant: target.tenant, region: target.region)
+        }
+        let byTarget = Dictionary(uniqueKeysWithValues: outcomes)
+        let results: [JSONValue] = targets.map { target in
+            var entry: [String: JSONValue] = ["tenant": .string(target.tenant)]
+            if let region = target.region { entry["region"] = .string(region) }
+            switch byTarget[target] {
+            case .success(let result): entry["result"] = result
+            case .failure(let error): entry["error"] = error.errorObject
+            case .none: entry["error"] = ModuleError.internalError("no result").errorObject
+            }
+            return .object(entry)
         }
         let failed = results.filter { $0["error"] != nil }.count
         return ["results": .array(results), "succeeded": .integer(Int64(results.count - failed)), "failed": .integer(Int64(failed))]
     }
 
-    private func page(_ page: Int64, tenant: String) async throws(ModuleError) -> MarketingReply.Page {
+    private func page(_ page: Int64, tenant: String, region: String?) async throws(ModuleError) -> MarketingReply.Page {
         let reply = try await self.upstream.post(
             tenant: tenant,
-            region: self.query.region,
+            region: region,
             path: self.endpoint.path,
             body: self.query.body(page: page)
         )

@@ -1,4 +1,4 @@
-import BrokerCore
+import BrokerModuleSDK
 
 /// Sobot's marketing theme APIs (operations support): catalogs and subjects, with paging,
 /// whole-list fetches (`all_pages`) and cross-tenant queries for agencies (`tenants`).
@@ -44,7 +44,7 @@ public struct MarketingModule: EndpointModule {
             let fetcher = MarketingFetcher(endpoint: endpoint, query: query, upstream: context.upstream)
             switch query.tenants {
             case .one(let tenant):
-                return try await fetcher.fetch(tenant: tenant)
+                return try await fetcher.fetch(tenant: tenant, region: query.region)
             case .several(let tenants):
                 return await fetcher.fetch(tenants: tenants)
             case .all:

@@ -1,4 +1,4 @@
-import BrokerCore
+import BrokerModuleSDK
 
 /// A validated marketing query: whom to ask, and the upstream body. Everything is checked before
 /// any network call, so a bad request never reaches Sobot.

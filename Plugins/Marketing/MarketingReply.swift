@@ -1,4 +1,4 @@
-import BrokerCore
+import BrokerModuleSDK
 
 /// Normalises Sobot's marketing replies: counters and statuses become numbers, ids become strings
 /// (they can exceed 64 bits), and names holding `{dc_…}` placeholders are flagged, untouched.
@@ -13,12 +13,12 @@ enum MarketingReply {
 
     static func page(from reply: JSONValue, endpoint: MarketingEndpoint) throws(ModuleError) -> Page {
         guard let items = (reply["items"] ?? .array([])).arrayValue else {
-            throw .upstream(.unavailable("unreadable reply: items is not an array"))
+            throw .upstreamUnavailable("unreadable reply: items is not an array")
         }
         // Page numbers and counts are never negative; one beyond Int64 is not an integer here at all.
         func count(_ name: String) throws(ModuleError) -> Int64 {
             guard let number = reply[name]?.integerValue, number >= 0 else {
-                throw .upstream(.unavailable("unreadable reply: \(name) is missing or not a non-negative integer"))
+                throw .upstreamUnavailable("unreadable reply: \(name) is missing or not a non-negative integer")
             }
             return number
         }

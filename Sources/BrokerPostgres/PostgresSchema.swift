@@ -106,6 +106,21 @@ enum PostgresSchema {
             "SELECT setval('credential_revision', coalesce((SELECT max(revision) FROM credentials), 0) + 1, false)",
             "ALTER TABLE credentials ALTER COLUMN revision SET DEFAULT nextval('credential_revision')",
         ],
+        // v3. Client keys for the HTTP proxy's TCP callers, each stored as the SHA-256 of its secret.
+        // Creating or revoking one bumps the configuration version; recording a use does not.
+        [
+            """
+            CREATE TABLE client_keys (
+                id text PRIMARY KEY,
+                name text,
+                tenant text NOT NULL,
+                methods text NOT NULL,
+                secret_hash bytea NOT NULL CHECK (octet_length(secret_hash) = 32),
+                created_at bigint NOT NULL,
+                last_used_at bigint
+            )
+            """
+        ],
     ]
 
     /// Applies every migration the database has not seen, one transaction each. Throws

@@ -117,16 +117,18 @@ extension PostgresStore {
             } else {
                 try await session.execute("DELETE FROM tenants WHERE id = \(tenant)")
             }
-            let rules = try await session.query(
+            let (rules, keys) = try await session.query(
                 """
-                WITH gone AS (
+                WITH rules AS (
                     DELETE FROM access_rules WHERE tenant = \(tenant) AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = \(tenant)) RETURNING 1
+                ), keys AS (
+                    DELETE FROM client_keys WHERE tenant = \(tenant) AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = \(tenant)) RETURNING 1
                 )
-                SELECT count(*) FROM gone
+                SELECT (SELECT count(*) FROM rules), (SELECT count(*) FROM keys)
                 """
-            )[0].decode(Int.self)
+            )[0].decode((Int, Int).self)
             try await Self.bumpConfiguration(session: session)
-            return RemovalReport(credentials: removed, accessRules: rules)
+            return RemovalReport(credentials: removed, accessRules: rules, clientKeys: keys)
         }
     }
 

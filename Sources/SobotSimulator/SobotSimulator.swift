@@ -9,7 +9,8 @@ import Synchronization
 ///
 /// It verifies `get_token` signatures, issues a fresh token per call and revokes the appid's previous
 /// one (the worst case Sobot's documentation warns of), answers `900002` for stale tokens, serves the
-/// two marketing endpoints with paging, and can be told to fail (`SimulatorFault`).
+/// two marketing endpoints with paging, echoes any other `/api/…` call (for forwarded calls), and can
+/// be told to fail (`SimulatorFault`).
 public final class SobotSimulator: Sendable {
     private let state: Mutex<SimulatorState>
     private let server = Mutex<(channel: Channel?, task: Task<Void, Never>?)>((nil, nil))
@@ -162,7 +163,7 @@ public final class SobotSimulator: Sendable {
         if path == "/api/get_token" {
             let now = Self.now()
             self.state.withLock { $0.tokenRequests.append((query["appid"] ?? "", now)) }
-        } else if path.hasPrefix("/marketing-open/") {
+        } else if path.hasPrefix("/marketing-open/") || path.hasPrefix("/api/") {
             self.state.withLock { $0.businessRequests += 1 }
         }
         if let faulted = try await self.apply(self.fault) { return faulted }
@@ -179,9 +180,37 @@ public final class SobotSimulator: Sendable {
             return self.business(head, body) { filter, pageNo, pageSize in
                 MarketingDataSet.subjectPage(filter: filter, pageNo: pageNo, pageSize: pageSize)
             }
+        case (_, _) where path.hasPrefix("/api/"):
+            if let faulted = try await self.apply(self.businessFault) { return faulted }
+            return self.echo(head, path: path, body: body)
         default:
             return Reply(status: .notFound, contentType: "text/plain", body: Array("no such endpoint".utf8))
         }
+    }
+
+    /// Any other `/api/…` endpoint: checks the token as Sobot does, then answers with what it received
+    /// (method, path, raw query, body, `language`, `content-type`, how many `token` headers came), so
+    /// tests see exactly what the broker forwarded. Never the token itself.
+    private func echo(_ head: HTTPRequestHead, path: String, body: ByteBuffer) -> Reply {
+        let tokens = head.headers["token"]
+        let token = tokens.first ?? ""
+        guard !token.isEmpty else { return .error("900001", "token empty") }
+        guard self.state.withLock({ $0.appid(forToken: token, now: Self.now()) != nil }) else {
+            return .error("900002", "token expired, get a new one")
+        }
+        let bytes = Array(buffer: body)
+        let received: JSONValue = (try? JSONParser.parse(bytes)) ?? .string(String(decoding: bytes, as: UTF8.self))
+        let rawQuery = head.uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+        var echo: [String: JSONValue] = [
+            "method": .string(head.method.rawValue),
+            "path": .string(path),
+            "query": .string(rawQuery),
+            "body": bytes.isEmpty ? .null : received,
+            "token_headers": .integer(Int64(tokens.count)),
+        ]
+        if let language = head.headers.first(name: "language") { echo["language"] = .string(language) }
+        if let contentType = head.headers.first(name: "content-type") { echo["content_type"] = .string(contentType) }
+        return .json(["ret_code": "000000", "ret_msg": "Success", "item": .object(echo)])
     }
 
     /// The reply a fault forces, or nil to answer normally (after any added latency).

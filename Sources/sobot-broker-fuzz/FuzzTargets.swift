@@ -7,14 +7,16 @@ import Marketing
 /// The fuzz targets. `request`: one line through the fast reader and the JSON-RPC dispatcher (with a
 /// real store, token engine and modules, but no upstream reachable); `import`: a tenants file through
 /// the import parser; `upstream`: a reply body from Sobot through the whole `get_token` and business
-/// reply decoding. None may crash; each reports a broken invariant by trapping.
+/// reply decoding; `proxy`: an HTTP request's method, target and headers through the proxy's checks.
+/// None may crash; each reports a broken invariant by trapping.
 enum FuzzTargets {
-    static let names = ["request", "import", "upstream"]
+    static let names = ["request", "import", "upstream", "proxy"]
 
     static func run(_ target: String, _ input: [UInt8]) {
         switch target {
         case "import": Self.importFile(input)
         case "upstream": Self.upstreamReply(input)
+        case "proxy": Self.proxyRequest(input)
         default: Self.request(input)
         }
     }
@@ -39,8 +41,8 @@ enum FuzzTargets {
                     for name in ["page_no", "page_size", "page_count", "total_count"] {
                         guard let count = json[name]?.integerValue, count >= 0 else { fatalError("a page with a negative \(name)") }
                     }
-                case .failure(.upstream(let error)):
-                    Self.check(error, body: body)
+                case .failure(let error) where error.code == ErrorCode.upstreamUnavailable:
+                    Self.check(SobotError.unavailable(error.message), body: body)
                 case .failure(let error):
                     fatalError("a page decoding failure that is not the upstream's: \(error.message)")
                 }
@@ -60,6 +62,39 @@ enum FuzzTargets {
             token.utf8.count >= 16, !token.contains(" "), message.contains(token)
         else { return }
         fatalError("an upstream error repeats the token")
+    }
+
+    /// The input's first line is `METHOD TARGET`, the rest `name: value` headers. Whatever the proxy
+    /// accepts must be safe to append to a base URL and send: it keeps the host, names no `.` or `..`
+    /// segment and never `get_token`; refusals are one line that does not repeat the target.
+    static func proxyRequest(_ input: [UInt8]) {
+        let lines = String(decoding: input, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        let requestLine = lines.first.map { $0.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false) } ?? []
+        let method = requestLine.first.map(String.init) ?? ""
+        let target = requestLine.count > 1 ? String(requestLine[1]) : ""
+        let headers = lines.dropFirst().compactMap { line -> (String, String)? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), String(line[line.index(after: colon)...]))
+        }
+        switch ProxyRequestCheck.check(method: method, uri: target, headers: headers) {
+        case .success(let call):
+            let path = call.path.value
+            guard path.hasPrefix("/"), !path.contains("//"), path.utf8.count <= SobotPath.maximumLength else { fatalError("an unsafe path was accepted") }
+            guard !path.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }) else { fatalError("a dot segment was accepted") }
+            var trimmed = path.lowercased()
+            while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
+            guard trimmed != "/api/get_token" else { fatalError("get_token was accepted") }
+            let url = "https://sg.sobot.io" + path + (call.query.encoded.isEmpty ? "" : "?" + call.query.encoded)
+            guard let parsed = URLComponents(string: url), parsed.host == "sg.sobot.io", parsed.percentEncodedPath == path else {
+                fatalError("an accepted target changes the URL's host or path")
+            }
+            if let contentType = call.contentType, contentType.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) {
+                fatalError("a header value with a control character was accepted")
+            }
+        case .failure(let error):
+            guard !error.message.contains("\n") else { fatalError("a refusal on several lines") }
+            if target.utf8.count > 12, error.message.contains(target) { fatalError("a refusal repeats the target") }
+        }
     }
 
     static func request(_ line: [UInt8]) {
@@ -110,7 +145,8 @@ enum FuzzTargets {
         )
         let access = AccessControl(policy: AccessPolicy(ownerUID: 0, rules: []))
         return RPCDispatcher(
-            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access).handlers,
+            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access, clientKeys: ClientKeyVerifier(keys: [], clock: clock))
+                .handlers,
             registry: registry,
             moduleContext: ModuleContext(upstream: BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger), logger: logger, clock: clock),
             access: access,

@@ -6,7 +6,7 @@ struct AccessCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "access",
         abstract: "Let other local users or groups call the daemon (by default only its own user and root can).",
-        subcommands: [Grant.self, List.self, Revoke.self]
+        subcommands: [Grant.self, List.self, Revoke.self, AccessKeyCommand.self]
     )
 
     /// `--uid | --gid | --user | --group`: exactly one.
@@ -34,6 +34,16 @@ struct AccessCommand: AsyncParsableCommand {
         }
     }
 
+    /// Checks `--tenant` (a tenant id or `*`) and returns the patterns of `--methods`, as every grant
+    /// and client key takes them.
+    static func scope(tenant: String, methods: String) throws -> [String] {
+        guard tenant == "*" || Identifier.isValidTenantID(tenant) else { throw ValidationError("--tenant must be a tenant id or '*'") }
+        guard let patterns = MethodPattern.parseList(methods) else {
+            throw ValidationError("--methods must be a comma-separated list like 'token.get,marketing.*'")
+        }
+        return patterns
+    }
+
     struct Grant: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Allow a user or group to call methods for a tenant ('*' for all).")
 
@@ -47,20 +57,15 @@ struct AccessCommand: AsyncParsableCommand {
         var methods: String = "token.get"
 
         func validate() throws {
-            guard self.tenant == "*" || Identifier.isValidTenantID(self.tenant) else { throw ValidationError("--tenant must be a tenant id or '*'") }
-            let patterns = self.patterns
-            guard !patterns.isEmpty, patterns.allSatisfy({ $0.allSatisfy { $0.isLetter || $0.isNumber || "._*-".contains($0) } }) else {
-                throw ValidationError("--methods must be a comma-separated list like 'token.get,marketing.*'")
-            }
+            _ = try AccessCommand.scope(tenant: self.tenant, methods: self.methods)
         }
-
-        var patterns: [String] { self.methods.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
 
         func run() async throws {
             let subject = try self.subject.resolve()
-            let rule = AccessRule(subject: subject, tenant: self.tenant, methods: self.patterns)
+            let patterns = try AccessCommand.scope(tenant: self.tenant, methods: self.methods)
+            let rule = AccessRule(subject: subject, tenant: self.tenant, methods: patterns)
             try await self.options.withStore { try await $0.grant(rule, now: Clock.unixNow) }
-            print("granted \(subject) \(self.patterns.joined(separator: ",")) for tenant \(self.tenant)\(DaemonNotice.reload(self.options))")
+            print("granted \(subject) \(patterns.joined(separator: ",")) for tenant \(self.tenant)\(DaemonNotice.reload(self.options))")
         }
     }
 

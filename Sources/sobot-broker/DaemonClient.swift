@@ -1,18 +1,28 @@
 import BrokerCore
-import BrokerServer
+import SobotBrokerClient
 
-/// Calls the running daemon for the client commands, turning error replies into one-line failures.
+/// Calls the running daemon for the client commands through `SobotBrokerClient`, turning error
+/// replies into one-line failures.
 struct DaemonClient {
-    let client: BrokerClient
+    let client: SobotBrokerClient
 
     init(options: HomeOptions) {
-        self.client = BrokerClient(socketPath: options.paths.socket)
+        self.client = SobotBrokerClient(socketPath: options.paths.socket, timeoutSeconds: 120)
+    }
+
+    init(client: SobotBrokerClient) {
+        self.client = client
     }
 
     func call(_ method: String, params: JSONValue? = nil) throws -> JSONValue {
-        switch try self.client.call(method, params: params) {
-        case .success(let result): return result
-        case .failure(let error): throw CLIError("\(error.message) (\(error.code))")
+        do throws(BrokerCallError) {
+            return try self.client.callBlocking(method, params: params)
+        } catch {
+            switch error {
+            case .rejected(let code, let message, _): throw CLIError("\(message) (\(code))")
+            case .unavailable(let reason): throw CLIError(reason)
+            case .badReply(let reason): throw CLIError("unreadable reply from the daemon: \(reason)")
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ import BrokerServer
 import Foundation
 import Logging
 import NIOPosix
+import SobotBrokerClient
 import SobotSimulator
 
 struct DemoCommand: AsyncParsableCommand {
@@ -58,7 +59,7 @@ struct DemoCommand: AsyncParsableCommand {
                     try await Self.waitForSocket(paths.socket)
                     print("4. Daemon serving JSON-RPC on \(paths.socket)")
                     let key = TokenKey(tenant: first.id, region: credential.region)
-                    try await Self.scenario(client: BrokerClient(socketPath: paths.socket), key: key, simulator: simulator)
+                    try await Self.scenario(client: SobotBrokerClient(socketPath: paths.socket, timeoutSeconds: 120), key: key, simulator: simulator)
                 } catch {
                     await daemon.triggerShutdown()
                     throw error
@@ -76,7 +77,7 @@ struct DemoCommand: AsyncParsableCommand {
         home.remove()
     }
 
-    private static func scenario(client: BrokerClient, key: TokenKey, simulator: SobotSimulator) async throws {
+    private static func scenario(client: SobotBrokerClient, key: TokenKey, simulator: SobotSimulator) async throws {
         let daemon = DaemonClient(client: client)
         let params: JSONValue = ["tenant": .string(key.tenant), "region": .string(key.region)]
         let first = try await Self.offload { try daemon.call("token.get", params: params) }
@@ -113,12 +114,6 @@ struct DemoCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(50))
         }
         throw CLIError("the daemon did not start listening on \(path) within 10 s")
-    }
-}
-
-extension DaemonClient {
-    init(client: BrokerClient) {
-        self.client = client
     }
 }
 

@@ -51,6 +51,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Threads serving the socket. One answers a few hundred thousand cached token.gets a second; add more only where cores sit idle.")
     var threads: Int = 1
 
+    @Option(
+        name: .customLong("http-proxy"),
+        help: "Also serve the HTTP proxy (any Sobot API with the broker's token) at ADDR: an absolute path (Unix socket) or 127.0.0.1:PORT, [::1]:PORT, localhost:PORT. Repeatable."
+    )
+    var httpProxy: [String] = []
+
+    @Option(help: "Connections the HTTP proxy holds open at once; further ones are closed at once.")
+    var proxyMaxConnections: Int = 1024
+
     @Option(help: "Comma-separated endpoint modules to serve (default: $SOBOT_BROKER_MODULES, else all built-in).")
     var modules: String?
 
@@ -72,6 +81,14 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...65536).contains(self.maxRequestMemory) else { throw ValidationError("--max-request-memory must be 1-65536 (MiB)") }
         guard (1...256).contains(self.threads) else { throw ValidationError("--threads must be 1-256") }
         guard self.drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
+        for address in self.httpProxy {
+            do {
+                _ = try ProxyListenAddress(parsing: address)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
+        guard (1...100_000).contains(self.proxyMaxConnections) else { throw ValidationError("--proxy-max-connections must be 1-100000") }
         let known = Set(BuiltinModules.all.map(\.name))
         for name in self.enabledModules ?? [] where !known.contains(name) {
             throw ValidationError("unknown module \"\(name)\" (built in: \(known.sorted().joined(separator: ", ")))")
@@ -86,7 +103,9 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         // Everything the daemon creates (database, WAL, lock) is private to its user.
         umask(0o077)
-        Self.raiseFileLimit(toServe: self.maxConnections + (self.metricsListen == nil ? 0 : self.metricsMaxConnections))
+        Self.raiseFileLimit(
+            toServe: self.maxConnections + (self.metricsListen == nil ? 0 : self.metricsMaxConnections) + (self.httpProxy.isEmpty ? 0 : self.proxyMaxConnections)
+        )
         let logger = self.logging.makeLogger()
         var configuration = BrokerDaemon.Configuration(paths: self.options.paths, regions: try Environment.regions())
         if case .postgres(let url) = try self.options.storeLocation {
@@ -102,6 +121,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.idleTimeout = self.idleTimeout == 0 ? .infinity : self.idleTimeout
         configuration.maximumHeldRequestBytes = self.maxRequestMemory << 20
         configuration.metricsListen = try self.metricsListen.map { try MetricsListenAddress(parsing: $0, allowingAny: self.metricsListenAny) }
+        configuration.httpProxy = try self.httpProxy.map { try ProxyListenAddress(parsing: $0) }
+        configuration.proxyLimits.maximumConnections = self.proxyMaxConnections
         configuration.metricsLimits.maximumConnections = self.metricsMaxConnections
         configuration.metricsLimits.timeout = self.metricsTimeout
         if let name = self.socketGroup {

@@ -135,7 +135,7 @@ struct TenantListCommand: AsyncParsableCommand {
 struct TenantRemoveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remove",
-        abstract: "Remove a tenant, or one of its regions, with its tokens; a removed tenant's access rules go with it."
+        abstract: "Remove a tenant, or one of its regions, with its tokens; a removed tenant's access rules and client keys go with it."
     )
 
     @OptionGroup var options: HomeOptions
@@ -152,6 +152,7 @@ struct TenantRemoveCommand: AsyncParsableCommand {
         let target = self.region.map { "\(self.id)/\($0)" } ?? self.id
         var what = [Self.count(removed.credentials, "credential")]
         if removed.accessRules > 0 { what.append(Self.count(removed.accessRules, "access rule")) }
+        if removed.clientKeys > 0 { what.append(Self.count(removed.clientKeys, "client key")) }
         print("removed \(target) (\(what.joined(separator: ", ")))\(DaemonNotice.reload(self.options))")
     }
 

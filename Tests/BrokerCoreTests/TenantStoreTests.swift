@@ -94,10 +94,13 @@ import Testing
         // What a database written by the previous release looks like.
         let older = try SQLiteConnection(path: directory.file("b.db"))
         try older.execute(
-            "DROP TABLE sealing_key; DROP TABLE revision_counter; ALTER TABLE credentials DROP COLUMN generation; UPDATE credentials SET revision = 7; PRAGMA user_version = 2"
+            """
+            DROP TABLE client_keys; DROP TABLE sealing_key; DROP TABLE revision_counter; ALTER TABLE credentials DROP COLUMN generation;
+            UPDATE credentials SET revision = 7; PRAGMA user_version = 2
+            """
         )
         let reopened = try SQLiteStore(path: directory.file("b.db"), sealer: sealer)
-        #expect(try older.userVersion == 5)
+        #expect(try older.userVersion == 6)
         #expect(try reopened.credentialRevisions()[key] == 7)
         try reopened.upsert(Self.definitions(1), now: 2)
         #expect(try reopened.credentialRevisions()[key] == 8, "the revision counter starts above every revision held")

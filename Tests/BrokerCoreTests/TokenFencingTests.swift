@@ -48,7 +48,10 @@ import Testing
         let manager = fixture.makeManager()
         try await manager.start()
         let first = try await manager.token(for: key).value
-        fixture.simulator.fault = .latency(milliseconds: 5000)
+        // Long enough that the reloads below finish first even on a loaded machine (with 5 s, the
+        // refresh once landed before the check in a full parallel run), and under the client's 10 s
+        // read timeout.
+        fixture.simulator.fault = .latency(milliseconds: 8000)
         async let refreshed = manager.invalidate(key, reported: first)
         #expect(await eventually(timeout: 10) { fixture.simulator.tokenRequestCount == 2 }, "the refresh is in flight")
         // Other tenants come and go meanwhile; every reload reads while the refresh is in flight.

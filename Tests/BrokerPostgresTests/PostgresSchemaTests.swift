@@ -10,7 +10,7 @@ import Testing
             try await store.migrate()
             #expect(try await store.changeMarker() == 0)
         }
-        #expect(try await fixture.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM sobot_broker_schema") == "1,2")
+        #expect(try await fixture.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM sobot_broker_schema") == "1,2,3")
         #expect(try await fixture.psql("SELECT count(*) FROM configuration_version") == "1")
     }
 
@@ -23,7 +23,7 @@ import Testing
             }
             try await group.waitForAll()
         }
-        #expect(try await fixture.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM sobot_broker_schema") == "1,2")
+        #expect(try await fixture.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM sobot_broker_schema") == "1,2,3")
     }
 
     /// A database from before the revision sequence (schema 1) gets one that starts above every
@@ -36,8 +36,8 @@ import Testing
         }
         try await fixture.psql(
             """
-            ALTER TABLE credentials ALTER COLUMN revision SET DEFAULT 1; DROP SEQUENCE credential_revision;
-            UPDATE credentials SET revision = 7; DELETE FROM sobot_broker_schema WHERE version = 2
+            ALTER TABLE credentials ALTER COLUMN revision SET DEFAULT 1; DROP SEQUENCE credential_revision; DROP TABLE client_keys;
+            UPDATE credentials SET revision = 7; DELETE FROM sobot_broker_schema WHERE version >= 2
             """
         )
         try await fixture.withStore { store in
@@ -57,7 +57,7 @@ import Testing
             try await fixture.withStore { _ in }
         } throws: { error in
             guard case StoreError.newerSchema(let found, let supported) = error else { return false }
-            return found == 99 && supported == 2
+            return found == 99 && supported == 3
         }
     }
 

@@ -91,6 +91,22 @@ import Testing
         await record("revoke one") { try await store.revoke(.uid(7), tenant: "acme") }
         await record("grant") { try await store.grant(AccessRule(subject: .uid(7), tenant: "acme", methods: ["token.get"]), now: now) }
 
+        // Client keys: listed oldest first, uses that never move back, revocation.
+        for (id, tenant, created) in [("00000000000a", "acme", now), ("00000000000b", "*", now), ("00000000000c", "beta", now - 1)] {
+            await record("create key") {
+                try await store.createClientKey(
+                    ClientKey(id: id, name: tenant == "acme" ? "ci" : nil, tenant: tenant, methods: ["sobot.request", "token.get"], createdAt: created),
+                    secretHash: Array(repeating: UInt8(created & 0xff), count: 32)
+                )
+            }
+        }
+        await record("uses") { try await store.recordClientKeyUses(["00000000000a": now + 5, "00000000000c": now + 2, "ffffffffffff": now]) }
+        await record("uses") { try await store.recordClientKeyUses(["00000000000a": now + 1]) }
+        await record("revoke key") { try await store.revokeClientKey(id: "00000000000b") }
+        await record("revoke unknown key") { try await store.revokeClientKey(id: "ffffffffffff") }
+        await record("keys") { try await store.clientKeys().map(Self.describe) }
+        await record("hashes") { try await store.hashedClientKeys().map { "\($0.key.id)=\(Hex.encode($0.secretHash).prefix(8))" } }
+
         // Removal: one region, the last region (the tenant and its rules go), a whole tenant, errors.
         await record("remove us") { try await store.remove(tenant: "acme", region: "us") }
         await record("remove sg") { try await store.remove(tenant: "acme", region: "sg") }
@@ -98,6 +114,7 @@ import Testing
         await record("remove unknown") { try await store.remove(tenant: "nobody", region: nil) }
         await record("remove unknown region") { try await store.remove(tenant: "delta", region: "eu") }
         await record("rules") { try await store.accessRules().map(Self.describe) }
+        await record("keys") { try await store.clientKeys().map(Self.describe) }
         await record("summaries") { try await store.summaries().map(Self.describe) }
         await record("tokens") { try await store.loadTokens(expiringAfter: now).tokens.map(\.key) }
         await record("key ids") { try await store.keyIDsInUse() }
@@ -110,6 +127,10 @@ import Testing
 
     private static func describe(_ rule: AccessRule) -> String {
         "\(rule.subject) \(rule.tenant) \(rule.methods)"
+    }
+
+    private static func describe(_ key: ClientKey) -> String {
+        "\(key.id) \(key.name ?? "-") \(key.tenant) \(key.methods) created \(key.createdAt) used \(key.lastUsedAt.map(String.init) ?? "never")"
     }
 }
 

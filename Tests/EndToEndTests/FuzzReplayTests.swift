@@ -10,7 +10,7 @@ import Testing
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fuzz/corpus").path
     }
 
-    @Test(arguments: ["request", "import", "upstream"])
+    @Test(arguments: ["request", "import", "upstream", "proxy"])
     func theCorpusReplaysCleanly(_ target: String) async throws {
         let replayer = BrokerExecutable.path.replacingOccurrences(of: "/sobot-broker", with: "/sobot-broker-fuzz", options: .backwards)
         let result = try await onThread {

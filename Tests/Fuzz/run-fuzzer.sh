@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Fuzz the request reader and dispatcher, the import parser, or the decoding of upstream replies
 # (get_token and business), with libFuzzer and AddressSanitizer.
-# usage: Tests/Fuzz/run-fuzzer.sh request|import|upstream [SECONDS]     (default 60)
+# usage: Tests/Fuzz/run-fuzzer.sh request|import|upstream|proxy [SECONDS]     (default 60)
 # A crash leaves its input in .build-fuzz/artifacts/; add it to Tests/Fuzz/corpus/<target>/ so
 # `swift test` replays it from then on (FuzzReplayTests).
 set -euo pipefail
-target=${1:?usage: run-fuzzer.sh request|import|upstream [SECONDS]}
+target=${1:?usage: run-fuzzer.sh request|import|upstream|proxy [SECONDS]}
 seconds=${2:-60}
-case "$target" in request|import|upstream) ;; *) echo "target must be request, import or upstream" >&2; exit 64 ;; esac
+case "$target" in request|import|upstream|proxy) ;; *) echo "target must be request, import, upstream or proxy" >&2; exit 64 ;; esac
 cd "$(dirname "$0")/../.."
 swift build --product sobot-broker-fuzz --scratch-path .build-fuzz \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -parse-as-library

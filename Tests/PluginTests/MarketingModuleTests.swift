@@ -98,7 +98,7 @@ import Testing
         await #expect {
             _ = try await harness.call("marketing.subject.query", params)
         } throws: { error in
-            guard case .invalidParams = error as? ModuleError else { return false }
+            guard (error as? ModuleError)?.code == ErrorCode.invalidParams else { return false }
             return true
         }
         #expect(harness.fixture.simulator.businessRequestCount == before)
@@ -122,7 +122,7 @@ import Testing
         let harness = try await Harness()
         harness.fixture.simulator.businessFault = .returnCode("900002")
         let businessCalls = harness.fixture.simulator.businessRequestCount
-        await #expect(throws: ModuleError.upstream(.rejected(retCode: "900002", retMsg: "token expired"))) {
+        await #expect(throws: ModuleError(SobotError.rejected(retCode: "900002", retMsg: "token expired"))) {
             _ = try await harness.call("marketing.catalog.query", ["tenant": "t0"])
         }
         #expect(harness.fixture.simulator.businessRequestCount == businessCalls + 2)
@@ -135,6 +135,7 @@ import Testing
         let result = try await harness.call("marketing.subject.query", ["tenants": "*", "all_pages": true])
         let results = try #require(result["results"]?.arrayValue)
         #expect(results.map { $0["tenant"] } == ["t0", "t1", "t2"])
+        #expect(results.allSatisfy { $0["region"] == "sg" })
         #expect(result["succeeded"] == 2 && result["failed"] == 1)
         #expect(results[0]["result"]?["items"]?.arrayValue?.count == 37)
         #expect(results[2]["result"]?["items"]?.arrayValue?.count == 37)
@@ -143,6 +144,31 @@ import Testing
         let named = try await harness.call("marketing.catalog.query", ["tenants": ["t2", "ghost"]])
         #expect(named["results"]?.arrayValue?.map { $0["tenant"] } == ["ghost", "t2"])
         #expect(named["results"]?.arrayValue?.first?["error"]?["code"] == .integer(Int64(ErrorCode.unknownTenant)))
+        await harness.fixture.shutdown()
+    }
+}
+
+extension MarketingModuleTests {
+    /// A fan-out over tenants of one and two regions answers every (tenant, region), or only the
+    /// region asked for, with one error for a tenant that lacks it.
+    @Test func aFanOutAnswersEveryRegionOfTenantsWithTwo() async throws {
+        let harness = try await Harness(tenants: 2)
+        harness.fixture.simulator.register(appid: "us-app", appKey: "us-secret")
+        try harness.fixture.store.upsert(
+            [TenantDefinition(id: "t1", name: nil, credentials: [CredentialDefinition(region: "us", appid: "us-app", appKey: "us-secret")])],
+            now: Int64(harness.fixture.clock.unixNow())
+        )
+        try await harness.manager.reload()
+        let every = try await harness.call("marketing.catalog.query", ["tenants": "*"])
+        let results = try #require(every["results"]?.arrayValue)
+        #expect(results.map { "\($0["tenant"]?.stringValue ?? "")/\($0["region"]?.stringValue ?? "")" } == ["t0/sg", "t1/sg", "t1/us"])
+        #expect(every["succeeded"] == 3 && every["failed"] == 0)
+        let usOnly = try await harness.call("marketing.catalog.query", ["tenants": "*", "region": "us"])
+        let usResults = try #require(usOnly["results"]?.arrayValue)
+        #expect(usResults.count == 2 && usOnly["succeeded"] == 1)
+        #expect(usResults.first { $0["tenant"] == "t0" }?["error"]?["code"] == .integer(Int64(ErrorCode.unknownTenant)))
+        let single = try await harness.call("marketing.catalog.query", ["tenant": "t1", "region": "us"])
+        #expect(single["items"] != nil)
         await harness.fixture.shutdown()
     }
 }

@@ -20,7 +20,7 @@ public actor ReadGate {
     /// How many readers wait at the gate now.
     public var waitingCount: Int { self.waiting.count }
 
-    func pass() async {
+    public func pass() async {
         guard !self.isOpen else { return }
         await withCheckedContinuation { self.waiting.append($0) }
     }
@@ -75,6 +75,18 @@ public struct GatedStore: BrokerStore {
     }
 
     public func accessRules() async throws -> [AccessRule] { try await self.wrapped.accessRules() }
+
+    public func createClientKey(_ key: ClientKey, secretHash: [UInt8]) async throws {
+        try await self.wrapped.createClientKey(key, secretHash: secretHash)
+    }
+
+    public func clientKeys() async throws -> [ClientKey] { try await self.wrapped.clientKeys() }
+
+    public func hashedClientKeys() async throws -> [HashedClientKey] { try await self.wrapped.hashedClientKeys() }
+
+    public func revokeClientKey(id: String) async throws -> Bool { try await self.wrapped.revokeClientKey(id: id) }
+
+    public func recordClientKeyUses(_ uses: [String: Int64]) async throws { try await self.wrapped.recordClientKeyUses(uses) }
 
     public func keyIDsInUse() async throws -> Set<UInt32> { try await self.wrapped.keyIDsInUse() }
 

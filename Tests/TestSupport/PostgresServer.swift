@@ -277,7 +277,7 @@ public final class PostgresServer: Sendable {
     }
 
     /// A loopback port that was free a moment ago (the kernel's pick for port 0).
-    private static func freeLoopbackPort() throws -> Int {
+    static func freeLoopbackPort() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw PostgresServerError("socket failed: errno \(errno)") }
         defer { close(descriptor) }

@@ -26,7 +26,8 @@ public final class TokenEngineFixture: Sendable {
         self.logger = logger
         self.clock = clock
         self.client = SobotClient(
-            regions: RegionDirectory(baseURLs: [Self.region: "http://127.0.0.1:\(self.port)"]),
+            // Both regions reach the one simulator, for tenants with credentials in each.
+            regions: RegionDirectory(baseURLs: [Self.region: "http://127.0.0.1:\(self.port)", "us": "http://127.0.0.1:\(self.port)"]),
             timeouts: timeouts,
             logger: logger
         )

@@ -16,7 +16,7 @@ public struct AccessRule: Sendable, Equatable {
     public var subject: Subject
     /// A tenant id, or `*`.
     public var tenant: String
-    /// Method patterns: `*`, a full name (`token.get`), or a namespace (`marketing.*`).
+    /// Method patterns (see `MethodPattern`).
     public var methods: [String]
 
     public init(id: Int64 = 0, subject: Subject, tenant: String, methods: [String]) {
@@ -27,9 +27,7 @@ public struct AccessRule: Sendable, Equatable {
     }
 
     public func allows(method: String) -> Bool {
-        self.methods.contains { pattern in
-            pattern == "*" || pattern == method || (pattern.hasSuffix(".*") && method.hasPrefix(pattern.dropLast()))
-        }
+        MethodPattern.allows(self.methods, method: method)
     }
 
     public func covers(tenant: String) -> Bool {

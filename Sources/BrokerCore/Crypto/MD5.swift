@@ -4,16 +4,7 @@ import COpenSSL
 public enum MD5 {
     /// The lowercase hexadecimal MD5 digest of `bytes`.
     public static func hexDigest(_ bytes: [UInt8]) -> String {
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        let status = bytes.withUnsafeBytes { input in
-            digest.withUnsafeMutableBufferPointer { output in
-                EVP_Digest(input.baseAddress, input.count, output.baseAddress, &length, EVP_md5(), nil)
-            }
-        }
-        // EVP_Digest only fails when the digest is unavailable or memory runs out; both are fatal misconfiguration.
-        precondition(status == 1, "OpenSSL's MD5 digest is unavailable")
-        return Hex.encode(digest.prefix(Int(length)))
+        Hex.encode(EVPDigest.digest(bytes, algorithm: EVP_md5(), name: "MD5"))
     }
 }
 

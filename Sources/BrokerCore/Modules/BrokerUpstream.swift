@@ -25,7 +25,7 @@ public struct BrokerUpstream: UpstreamCalling {
             key = try await self.tokens.resolve(tenant: tenant, region: region)
             token = try await self.tokens.token(for: key)
         } catch {
-            throw .token(error)
+            throw ModuleError(error)
         }
         var retried = false
         while true {
@@ -37,14 +37,51 @@ public struct BrokerUpstream: UpstreamCalling {
                 do throws(TokenError) {
                     token = try await self.tokens.invalidate(key, reported: token.value)
                 } catch {
-                    throw .token(error)
+                    throw ModuleError(error)
                 }
             } catch .rejected(SobotReturnCode.tokenEmpty, _) {
                 self.logger.error("upstream says the token header was empty: a broker bug", metadata: ["key": "\(key)"])
                 throw .internalError("the upstream received no token (900001)")
             } catch {
-                throw .upstream(error)
+                throw ModuleError(error)
             }
+        }
+    }
+
+    public func send(_ call: SobotCall) async throws(ModuleError) -> SobotCallReply {
+        let key: TokenKey
+        var token: LiveToken
+        do throws(TokenError) {
+            key = try await self.tokens.resolve(tenant: call.tenant, region: call.region)
+            token = try await self.tokens.token(for: key)
+        } catch {
+            throw ModuleError(error)
+        }
+        var retried = false
+        while true {
+            let reply: SobotCallReply
+            do throws(SobotError) {
+                reply = try await self.client.forward(call, region: key.region, token: token.value)
+            } catch {
+                throw ModuleError(error)
+            }
+            // A second 900002 in a row goes back as it came: never a loop.
+            guard !retried, SobotClient.saysTokenExpired(reply.body) else { return reply }
+            retried = true
+            self.logger.info("upstream says token expired; refreshing once", metadata: ["key": "\(key)"])
+            do throws(TokenError) {
+                token = try await self.tokens.invalidate(key, reported: token.value)
+            } catch {
+                throw ModuleError(error)
+            }
+        }
+    }
+
+    public func regions(ofTenant tenant: String) async throws(ModuleError) -> [String] {
+        do {
+            return try await self.store.credentialKeys(ofTenant: tenant).map(\.region).sorted()
+        } catch {
+            throw .internalError("cannot read the tenant's regions: \(error)")
         }
     }
 

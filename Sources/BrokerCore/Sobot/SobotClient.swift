@@ -31,7 +31,7 @@ public final class SobotClient: Sendable {
 
     public let regions: RegionDirectory
     public let timeouts: Timeouts
-    private let http: HTTPClient
+    let http: HTTPClient
     private let logger: Logger
     private let isShutDown = Mutex(false)
 

@@ -56,6 +56,26 @@ public struct AsyncSQLiteStore: BrokerStore {
         try await self.run { try $0.accessRules() }
     }
 
+    public func createClientKey(_ key: ClientKey, secretHash: [UInt8]) async throws {
+        try await self.run { try $0.createClientKey(key, secretHash: secretHash) }
+    }
+
+    public func clientKeys() async throws -> [ClientKey] {
+        try await self.run { try $0.clientKeys() }
+    }
+
+    public func hashedClientKeys() async throws -> [HashedClientKey] {
+        try await self.run { try $0.hashedClientKeys() }
+    }
+
+    public func revokeClientKey(id: String) async throws -> Bool {
+        try await self.run { try $0.revokeClientKey(id: id) }
+    }
+
+    public func recordClientKeyUses(_ uses: [String: Int64]) async throws {
+        try await self.run { try $0.recordClientKeyUses(uses) }
+    }
+
     public func keyIDsInUse() async throws -> Set<UInt32> {
         try await self.run { try $0.keyIDsInUse() }
     }

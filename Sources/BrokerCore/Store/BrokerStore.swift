@@ -7,7 +7,7 @@ public enum StoreBackend: String, Sendable {
 }
 
 /// The broker's durable state, whichever database holds it: tenants and their sealed credentials,
-/// sealed tokens, and access rules.
+/// sealed tokens, access rules and client keys.
 ///
 /// Every secret is sealed (AES-256-GCM, bound to its row) before it reaches the database, so the
 /// database never holds a plaintext key or token. Token timestamps are Unix seconds on the caller's
@@ -27,7 +27,7 @@ public protocol BrokerStore: Sendable {
     func summaries() async throws -> [TenantSummary]
 
     /// Removes a tenant (every region) or one region of it, with its tokens; a tenant left with no
-    /// region goes, and with it the access rules naming it.
+    /// region goes, and with it the access rules and client keys naming it.
     func remove(tenant: String, region: String?) async throws -> RemovalReport
 
     /// Every credential's revision: it grows each time the credential is replaced.
@@ -55,6 +55,24 @@ public protocol BrokerStore: Sendable {
 
     func accessRules() async throws -> [AccessRule]
 
+    // MARK: Client keys
+
+    /// Adds a client key with the SHA-256 of its secret (never the secret itself).
+    func createClientKey(_ key: ClientKey, secretHash: [UInt8]) async throws
+
+    /// Every client key, oldest first, without its hash: what `access key list` shows.
+    func clientKeys() async throws -> [ClientKey]
+
+    /// Every client key with its secret's hash: what a daemon verifies presented keys against.
+    func hashedClientKeys() async throws -> [HashedClientKey]
+
+    /// Removes the client key with this id; returns whether there was one.
+    func revokeClientKey(id: String) async throws -> Bool
+
+    /// Records when keys were last used (id to Unix seconds). A stored time never moves back, and
+    /// this is no configuration change: no broker reloads because of it.
+    func recordClientKeyUses(_ uses: [String: Int64]) async throws
+
     // MARK: Keys and changes
 
     /// The master-key versions that stored secrets are sealed with.
@@ -70,8 +88,8 @@ public protocol BrokerStore: Sendable {
     /// secret can be sealed with a version `body` is about to drop.
     func withKeyIDsInUse<Result: Sendable>(_ body: @escaping @Sendable (Set<UInt32>) throws -> Result) async throws -> Result
 
-    /// A number that changes whenever another process commits a change to tenants, credentials or
-    /// access rules: a watcher that sees it change reloads.
+    /// A number that changes whenever another process commits a change to tenants, credentials,
+    /// access rules or client keys: a watcher that sees it change reloads.
     func changeMarker() async throws -> Int64
 
     /// Releases the database connection(s).

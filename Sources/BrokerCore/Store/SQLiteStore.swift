@@ -125,7 +125,8 @@ public final class SQLiteStore: Sendable {
     }
 
     /// Removes a tenant (every region) or one region of it, with its tokens, in one transaction. A
-    /// tenant left with no region is removed too, and with it the access rules that name it.
+    /// tenant left with no region is removed too, and with it the access rules and client keys that
+    /// name it.
     @discardableResult
     public func remove(tenant: String, region: String?) throws -> RemovalReport {
         try self.state.withLock { state in
@@ -151,7 +152,10 @@ public final class SQLiteStore: Sendable {
                 }
                 try connection.statement("DELETE FROM access_rules WHERE tenant = ?1 AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = ?1)")
                     .run([.text(tenant)])
-                return RemovalReport(credentials: removed, accessRules: connection.changes)
+                let rules = connection.changes
+                try connection.statement("DELETE FROM client_keys WHERE tenant = ?1 AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = ?1)")
+                    .run([.text(tenant)])
+                return RemovalReport(credentials: removed, accessRules: rules, clientKeys: connection.changes)
             }
         }
     }

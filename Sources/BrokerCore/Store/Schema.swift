@@ -62,6 +62,18 @@ enum Schema {
         );
         INSERT INTO revision_counter (singleton, value) SELECT 1, coalesce(max(revision), 0) FROM credentials;
         """,
+        // v6: client keys for the HTTP proxy's TCP callers, each stored as the SHA-256 of its secret.
+        """
+        CREATE TABLE client_keys (
+            id TEXT PRIMARY KEY NOT NULL,
+            name TEXT,
+            tenant TEXT NOT NULL,
+            methods TEXT NOT NULL,
+            secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),
+            created_at INTEGER NOT NULL,
+            last_used_at INTEGER
+        ) WITHOUT ROWID;
+        """,
     ]
 
     /// Applies every migration the database has not seen yet, each in its own transaction.

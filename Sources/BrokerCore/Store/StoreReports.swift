@@ -17,9 +17,12 @@ public struct RemovalReport: Sendable, Equatable {
     /// Rules naming exactly the removed tenant (never `*` rules): gone with it, so a tenant
     /// re-created under the same id inherits no caller.
     public var accessRules: Int
+    /// Client keys for exactly the removed tenant (never `*` keys), gone with it for the same reason.
+    public var clientKeys: Int
 
-    public init(credentials: Int, accessRules: Int) {
+    public init(credentials: Int, accessRules: Int, clientKeys: Int = 0) {
         self.credentials = credentials
         self.accessRules = accessRules
+        self.clientKeys = clientKeys
     }
 }

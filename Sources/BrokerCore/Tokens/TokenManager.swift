@@ -310,14 +310,14 @@ public actor TokenManager: Service {
             } catch {
                 result = .failure(error)
             }
-            self.complete(key, with: result, purpose: purpose)
+            self.complete(key, with: result, purpose: purpose, basis: basis)
             return result
         }
         slot.fetch = fetch
         return fetch
     }
 
-    private func complete(_ key: TokenKey, with result: Result<IssueOutcome, TokenError>, purpose: FetchPurpose) {
+    private func complete(_ key: TokenKey, with result: Result<IssueOutcome, TokenError>, purpose: FetchPurpose, basis: FetchBasis) {
         let paced = purpose == .background
         if paced {
             self.scheduler.finished(region: key.region)
@@ -341,7 +341,14 @@ public actor TokenManager: Service {
                 self.adopt(token, for: key, now: now)
             }
         case .success(.deferred(let retryAfter)):
-            self.schedule(key, at: now + retryAfter)
+            // Another broker was refreshing. If its token was adopted while this answer came back, the
+            // key is planned from that token already: looking again at `retryAfter` would claim a
+            // lease against the adopted generation and fetch a second, early token.
+            if let held = self.cache.held(at: slot.place), held.generation > basis.generation {
+                self.schedule(key, at: max(now, RefreshSchedule.refreshTime(for: held.live, key: key, policy: self.policy)))
+            } else {
+                self.schedule(key, at: now + retryAfter)
+            }
         case .failure(.unknownRegion), .failure(.unknownTenant):
             self.logger.info("credential removed; no longer tracked", metadata: ["key": "\(key)"])
             self.forget(key)

@@ -90,18 +90,55 @@ public final class AuditLog: Service, Sendable {
         region: String?,
         outcome: Outcome,
         code: Int? = nil,
+        call: ForwardedCallRecord? = nil,
         count: Int = 1,
         now: Double = SystemClock().unixNow()
     ) {
+        self.record(
+            caller: (peer.uid, peer.gid, peer.pid, nil),
+            method: method, tenants: tenants, region: region, outcome: outcome, code: code, call: call, count: count, now: now
+        )
+    }
+
+    /// Records a call made with a client key (the HTTP proxy's TCP port), which has no local uid.
+    public func record(
+        clientKey: String,
+        method: String,
+        tenant: String?,
+        region: String?,
+        outcome: Outcome,
+        code: Int? = nil,
+        call: ForwardedCallRecord? = nil,
+        now: Double = SystemClock().unixNow()
+    ) {
+        self.record(
+            caller: (nil, nil, nil, clientKey),
+            method: method, tenants: tenant.map { [$0] } ?? [], region: region, outcome: outcome, code: code, call: call, count: 1, now: now
+        )
+    }
+
+    private func record(
+        caller: (uid: UInt32?, gid: UInt32?, pid: Int32?, clientKey: String?),
+        method: String,
+        tenants: [String],
+        region: String?,
+        outcome: Outcome,
+        code: Int?,
+        call: ForwardedCallRecord?,
+        count: Int,
+        now: Double
+    ) {
         let entry = AuditEntry(
-            uid: peer.uid,
-            gid: peer.gid,
-            pid: peer.pid,
+            uid: caller.uid,
+            gid: caller.gid,
+            pid: caller.pid,
             method: AuditField.method(method),
             tenant: tenants.isEmpty ? nil : AuditField.tenants(tenants),
             region: region.map { AuditField.region($0) },
             outcome: outcome,
-            code: code
+            code: code,
+            call: call,
+            clientKey: caller.clientKey
         )
         guard outcome == .ok else {
             self.pending.withLock { $0.failures.add(entry, count: count, now: now) }

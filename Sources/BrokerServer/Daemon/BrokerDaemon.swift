@@ -6,8 +6,9 @@ import BrokerPostgres
 import Logging
 import ServiceLifecycle
 
-/// The whole daemon, wired: store, token engine, Sobot client, modules, dispatcher and socket server,
-/// run as one `ServiceGroup` that shuts down gracefully on SIGTERM/SIGINT or `triggerShutdown()`.
+/// The whole daemon, wired: store, token engine, Sobot client, modules, dispatcher, client keys and
+/// socket server, run as one `ServiceGroup` that shuts down gracefully on SIGTERM/SIGINT or
+/// `triggerShutdown()`.
 public final class BrokerDaemon: Sendable {
     public struct Configuration: Sendable {
         public var paths: BrokerPaths
@@ -24,6 +25,9 @@ public final class BrokerDaemon: Sendable {
         /// Seconds a connection may sit with nothing in flight (`.infinity`: forever).
         public var idleTimeout: Double = 300
         public var maximumHeldRequestBytes = 256 << 20
+        /// Where to serve the HTTP proxy (`serve --http-proxy`), none by default.
+        public var httpProxy: [ProxyListenAddress] = []
+        public var proxyLimits = HTTPProxyServer.Limits()
         /// Where to serve Prometheus text over HTTP, off by default.
         public var metricsListen: MetricsListenAddress?
         public var metricsLimits = MetricsHTTPServer.Limits()
@@ -43,6 +47,8 @@ public final class BrokerDaemon: Sendable {
     private let backend: DaemonBackend
     private let lock: ServeLock
     public let tokens: TokenManager
+    /// The client keys TCP callers of the HTTP proxy present, kept current by every reload.
+    public let clientKeys: ClientKeyVerifier
 
     /// Takes the serve lock, opens the home (refusing an insecure key file), loads every persisted
     /// token, and builds the services. Nothing listens until `run()`.
@@ -82,9 +88,11 @@ public final class BrokerDaemon: Sendable {
             encoder: FastTokenReply.fragments
         )
         let access: AccessControl
+        let clientKeys: ClientKeyVerifier
         do {
             try await tokens.start()
             access = try await AccessControl.load(from: store)
+            clientKeys = try await ClientKeyVerifier.load(from: store, clock: clock)
         } catch {
             await backend.stop()
             try? await client.shutdown()
@@ -95,14 +103,37 @@ public final class BrokerDaemon: Sendable {
         let exporter = MetricsExporter(tokens: tokens)
         let audit = AuditLog(path: configuration.paths.home + "/audit.log", slotKeys: tokens.cache.key(of:), logger: logger)
         let upstream = BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger)
+        let methods = BrokerMethods(tokens: tokens, store: store, registry: registry, access: access, clientKeys: clientKeys, cluster: backend.cluster)
         let dispatcher = RPCDispatcher(
-            handlers: BrokerMethods(tokens: tokens, store: store, registry: registry, access: access, cluster: backend.cluster).handlers,
+            handlers: methods.handlers,
             registry: registry,
             moduleContext: ModuleContext(upstream: upstream, logger: logger, clock: clock),
             access: access,
             audit: audit,
             logger: logger
         )
+        var proxy: HTTPProxyServer?
+        if !configuration.httpProxy.isEmpty {
+            // /_broker/health answers probes as the broker's owner sees itself: every tenant counted.
+            let owner = PeerCredentials(pid: getpid(), uid: getuid(), gid: getgid())
+            let router = ProxyRouter(dispatcher: dispatcher, upstream: upstream) {
+                (try? await methods.health(nil, peer: owner)) ?? ["status": "ok"]
+            }
+            do {
+                proxy = try await HTTPProxyServer.bind(
+                    configuration.httpProxy,
+                    socketGroup: configuration.socketGroup,
+                    router: router,
+                    keys: { presented in clientKeys.verify(presented: presented) },
+                    limits: configuration.proxyLimits,
+                    logger: logger
+                )
+            } catch {
+                await backend.stop()
+                try? await client.shutdown()
+                throw error
+            }
+        }
         var serverConfiguration = UnixSocketServer.Configuration(socketPath: configuration.paths.socket)
         serverConfiguration.drainTimeout = configuration.drainTimeout
         serverConfiguration.socketThreads = configuration.socketThreads
@@ -120,7 +151,7 @@ public final class BrokerDaemon: Sendable {
             audit: audit,
             logger: logger
         )
-        let reload = BrokerReload(store: store, tokens: tokens, access: access)
+        let reload = BrokerReload(store: store, tokens: tokens, access: access, clientKeys: clientKeys)
         let hangup = HangupReload(
             reload: { [backend] in
                 backend.reloadKeyring(try home.loadKeyring())
@@ -129,13 +160,16 @@ public final class BrokerDaemon: Sendable {
             logger: logger
         )
         let watchers = backend.services(tokens, reload) + [hangup]
-        // Services stop in reverse order: the server drains first, then the watchers, then the audit
-        // log writes what the last requests recorded, then the refresher stops.
-        var services: [any Service] = [tokens, audit] + watchers
+        let usage = ClientKeyUsageFlush(keys: clientKeys, store: store, clock: clock, logger: logger)
+        // Services stop in reverse order: the server drains first, then the watchers, then the last
+        // client-key uses and what the audit log holds of the last requests are written, then the
+        // refresher stops.
+        var services: [any Service] = [tokens, audit, usage] + watchers
         if let listen = configuration.metricsListen {
             services.append(MetricsHTTPServer(address: listen, limits: configuration.metricsLimits, exporter: exporter, logger: logger))
         }
         services.append(server)
+        if let proxy { services.append(proxy) }
         self.group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: services.map { service in
@@ -147,6 +181,7 @@ public final class BrokerDaemon: Sendable {
         )
         self.client = client
         self.tokens = tokens
+        self.clientKeys = clientKeys
         self.backend = backend
     }
 

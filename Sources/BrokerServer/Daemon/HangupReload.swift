@@ -3,7 +3,7 @@ import ServiceLifecycle
 import UnixSignals
 
 /// Reloads on `SIGHUP`, as daemons conventionally do (`systemctl reload`, `kill -HUP`): the key file,
-/// then credentials and access rules. In a cluster this is how a broker picks up a master-key version
+/// then credentials, access rules and client keys. In a cluster this is how a broker picks up a master-key version
 /// distributed for a rotation.
 struct HangupReload: Service {
     let reload: @Sendable () async throws -> Void
@@ -15,7 +15,7 @@ struct HangupReload: Service {
             for await _ in hangups {
                 do {
                     try await self.reload()
-                    self.logger.notice("reloaded the key file, credentials and access rules (SIGHUP)")
+                    self.logger.notice("reloaded the key file, credentials, access rules and client keys (SIGHUP)")
                 } catch {
                     self.logger.error("reload on SIGHUP failed; keeping the current state", metadata: ["error": "\(error)"])
                 }

@@ -2,12 +2,28 @@ import BrokerCore
 import Logging
 import Metrics
 
+/// What a caller with no local identity may do: a client key presented over the HTTP proxy's TCP port.
+public protocol RemoteCallerGrant: Sendable {
+    /// The key's public id, for the audit log.
+    var id: String { get }
+    func allows(method: String, scope: AccessPolicy.Scope) -> Bool
+}
+
 /// Who is calling, as the connection knows it: handed to every method.
 public struct CallContext: Sendable {
+    /// The local caller (`SO_PEERCRED`); for a remote caller, an identity that matches no rule.
     public var peer: PeerCredentials
+    /// Set for a caller over TCP: its client key decides what it may call, not `peer`.
+    public var remote: (any RemoteCallerGrant)?
 
     public init(peer: PeerCredentials) {
         self.peer = peer
+        self.remote = nil
+    }
+
+    public init(remote: any RemoteCallerGrant) {
+        self.peer = PeerCredentials(pid: 0, uid: UInt32.max, gid: UInt32.max)
+        self.remote = remote
     }
 }
 
@@ -120,37 +136,52 @@ public final class RPCDispatcher: Sendable {
     }
 
     /// The reply object for one request, or nil for a notification.
-    func reply(to value: JSONValue, context: CallContext) async -> JSONValue? {
+    public func reply(to value: JSONValue, context: CallContext) async -> JSONValue? {
         let request: RPCRequest
         switch RPCRequest.validate(value) {
         case .success(let valid): request = valid
         case .failure(let failure): return RPCResponse.failure(id: failure.id, error: failure.error)
         }
         let outcome: Result<JSONValue, RPCError>
-        let scope = AccessPolicy.Scope(params: request.params)
-        if let invalid = Self.invalidScope(request.params) {
-            outcome = .failure(invalid)
-        } else if self.access.allows(context.peer, method: request.method, scope: scope) {
+        if let refusal = self.refusal(of: request.method, params: request.params, context: context) {
+            outcome = .failure(refusal)
+        } else {
             do throws(RPCError) {
                 outcome = .success(try await self.call(request, context: context))
             } catch {
                 outcome = .failure(error)
             }
-        } else {
-            outcome = .failure(
-                RPCError(
-                    code: RPCError.permissionDeniedCode,
-                    message: "permission denied: uid \(context.peer.uid) may not call \(request.method)\(Self.describe(scope))"
-                )
-            )
         }
-        self.auditCall(request, peer: context.peer, outcome: outcome)
+        self.auditCall(request, context: context, outcome: outcome)
         self.count(request, outcome: outcome)
         guard let id = request.id else { return nil }
         switch outcome {
         case .success(let result): return RPCResponse.success(id: id, result: result)
         case .failure(let error): return RPCResponse.failure(id: id, error: error)
         }
+    }
+
+    /// Why a call of `method` with `params` may not run for this caller: a `tenant`, `tenants` or
+    /// `region` that is not a valid name, or no access rule (or client key) allowing it. Nil when it may.
+    public func refusal(of method: String, params: JSONValue?, context: CallContext) -> RPCError? {
+        if let invalid = Self.invalidScope(params) { return invalid }
+        let scope = AccessPolicy.Scope(params: params)
+        if let remote = context.remote {
+            guard remote.allows(method: method, scope: scope) else {
+                return RPCError(
+                    code: RPCError.permissionDeniedCode,
+                    message: "permission denied: client key \(remote.id) may not call \(method)\(Self.describe(scope))"
+                )
+            }
+            return nil
+        }
+        guard self.access.allows(context.peer, method: method, scope: scope) else {
+            return RPCError(
+                code: RPCError.permissionDeniedCode,
+                message: "permission denied: uid \(context.peer.uid) may not call \(method)\(Self.describe(scope))"
+            )
+        }
+        return nil
     }
 
     /// Why the request's `tenant`, `tenants` or `region` is not a tenant id or region name: checked
@@ -183,8 +214,31 @@ public final class RPCDispatcher: Sendable {
         Counter(label: BrokerMetrics.rpcRequests, dimensions: [("method", known ? request.method : "unknown"), ("code", code)]).increment()
     }
 
+    /// Records a call the HTTP proxy forwarded (or refused) outside JSON-RPC.
+    public func auditForwarded(
+        context: CallContext,
+        tenant: String?,
+        region: String?,
+        outcome: Result<SobotCallReply, RPCError>,
+        call: ForwardedCallRecord?
+    ) {
+        let code: Int?
+        let kind: AuditLog.Outcome
+        switch outcome {
+        case .success: (code, kind) = (nil, .ok)
+        case .failure(let error): (code, kind) = (error.code, error.code == RPCError.permissionDeniedCode ? .denied : .error)
+        }
+        Counter(label: BrokerMetrics.rpcRequests, dimensions: [("method", "sobot.request"), ("code", code.map(String.init) ?? "ok")]).increment()
+        guard let audit = self.audit else { return }
+        if let remote = context.remote {
+            audit.record(clientKey: remote.id, method: "sobot.request", tenant: tenant, region: region, outcome: kind, code: code, call: call)
+        } else {
+            audit.record(peer: context.peer, method: "sobot.request", tenants: tenant.map { [$0] } ?? [], region: region, outcome: kind, code: code, call: call)
+        }
+    }
+
     /// Records the call; `AuditLog` writes the names it was given only when they are valid ones.
-    private func auditCall(_ request: RPCRequest, peer: PeerCredentials, outcome: Result<JSONValue, RPCError>) {
+    private func auditCall(_ request: RPCRequest, context: CallContext, outcome: Result<JSONValue, RPCError>) {
         guard let audit = self.audit else { return }
         let tenants: [String]
         switch request.params?["tenants"] {
@@ -193,12 +247,21 @@ public final class RPCDispatcher: Sendable {
         default: tenants = request.params?["tenant"]?.stringValue.map { [$0] } ?? []
         }
         let region = request.params?["region"]?.stringValue
+        let forwarded = self.registry.method(named: request.method)?.forwardedCall
+        let kind: AuditLog.Outcome
+        let code: Int?
+        let call: ForwardedCallRecord?
         switch outcome {
-        case .success:
-            audit.record(peer: peer, method: request.method, tenants: tenants, region: region, outcome: .ok)
+        case .success(let result):
+            (kind, code, call) = (.ok, nil, forwarded?(request.params, result))
         case .failure(let error):
-            let kind: AuditLog.Outcome = error.code == RPCError.permissionDeniedCode ? .denied : .error
-            audit.record(peer: peer, method: request.method, tenants: tenants, region: region, outcome: kind, code: error.code)
+            kind = error.code == RPCError.permissionDeniedCode ? .denied : .error
+            (code, call) = (error.code, forwarded?(request.params, nil))
+        }
+        if let remote = context.remote {
+            audit.record(clientKey: remote.id, method: request.method, tenant: tenants.first, region: region, outcome: kind, code: code, call: call)
+        } else {
+            audit.record(peer: context.peer, method: request.method, tenants: tenants, region: region, outcome: kind, code: code, call: call)
         }
     }
 
@@ -210,8 +273,8 @@ public final class RPCDispatcher: Sendable {
             do throws(ModuleError) {
                 return try await method.handler(request.params, self.moduleContext)
             } catch {
-                if case .internalError(let detail) = error {
-                    self.logger.error("module method failed", metadata: ["method": "\(request.method)", "error": "\(detail)"])
+                if error.code == ErrorCode.internalError {
+                    self.logger.error("module method failed", metadata: ["method": "\(request.method)", "error": "\(error.message)"])
                 }
                 throw RPCError(error)
             }

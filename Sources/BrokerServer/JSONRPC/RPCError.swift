@@ -48,7 +48,7 @@ public struct RPCError: Error, Sendable, Equatable {
     }
 
     public init(_ error: TokenError) {
-        self.init(ModuleError.token(error))
+        self.init(ModuleError(error))
     }
 
     var json: JSONValue {

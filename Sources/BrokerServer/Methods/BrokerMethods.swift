@@ -7,6 +7,7 @@ public struct BrokerMethods: Sendable {
     let store: any BrokerStore
     let registry: ModuleRegistry
     let access: AccessControl
+    let clientKeys: ClientKeyVerifier
     /// The cluster this broker belongs to; nil on a single host.
     let cluster: ClusterView?
     let startedAt: ContinuousClock.Instant
@@ -16,12 +17,14 @@ public struct BrokerMethods: Sendable {
         store: any BrokerStore,
         registry: ModuleRegistry,
         access: AccessControl,
+        clientKeys: ClientKeyVerifier,
         cluster: ClusterView? = nil
     ) {
         self.tokens = tokens
         self.store = store
         self.registry = registry
         self.access = access
+        self.clientKeys = clientKeys
         self.cluster = cluster
         self.startedAt = .now
     }
@@ -130,18 +133,19 @@ public struct BrokerMethods: Sendable {
         ]
     }
 
-    /// `broker.reload`: re-reads credentials and access rules now (the daemon also notices changes by
-    /// itself within a few seconds).
+    /// `broker.reload`: re-reads credentials, access rules and client keys now (the daemon also
+    /// notices changes by itself within a few seconds).
     func reload(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         _ = try Self.reader(params, allowed: [])
         do {
-            try await BrokerReload(store: self.store, tokens: self.tokens, access: self.access)()
+            try await BrokerReload(store: self.store, tokens: self.tokens, access: self.access, clientKeys: self.clientKeys)()
         } catch {
             throw .internalError("reload failed: \(error)")
         }
         return [
             "tenants": .integer(Int64(self.tokens.cache.tenantCount)),
             "access_rules": .integer(Int64(self.access.current.rules.count)),
+            "client_keys": .integer(Int64(self.clientKeys.count)),
         ]
     }
 

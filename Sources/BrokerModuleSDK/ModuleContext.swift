@@ -8,6 +8,23 @@ public protocol UpstreamCalling: Sendable {
 
     /// Every tenant id the broker knows, sorted: for cross-tenant (`"*"`) requests.
     func tenantIDs() async throws(ModuleError) -> [String]
+
+    /// The regions `tenant` has credentials in, sorted: for fan-outs over tenants that may have several.
+    func regions(ofTenant tenant: String) async throws(ModuleError) -> [String]
+
+    /// Sends `call` with the tenant's token and returns Sobot's answer as it came, whatever its
+    /// `ret_code`; on `900002` the token is refreshed (compare-and-refresh) and the call retried once.
+    func send(_ call: SobotCall) async throws(ModuleError) -> SobotCallReply
+}
+
+extension UpstreamCalling {
+    /// For upstreams that do not know (test doubles): none known, so a fan-out asks each tenant once.
+    public func regions(ofTenant tenant: String) async throws(ModuleError) -> [String] { [] }
+
+    /// For upstreams that only post (test doubles): forwarding is not available.
+    public func send(_ call: SobotCall) async throws(ModuleError) -> SobotCallReply {
+        throw .internalError("this upstream does not forward calls")
+    }
 }
 
 /// The narrow view of the broker a module gets.

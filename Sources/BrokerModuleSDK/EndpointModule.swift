@@ -14,11 +14,21 @@ public struct ModuleMethod: Sendable {
     /// Parameter names, as documentation for `module.list`.
     public let params: [String]
     public let handler: Handler
+    /// For a method that forwards a Sobot call: what the audit log records of it, read from its
+    /// params and its result (nil when it failed). Nil for other methods.
+    public let forwardedCall: (@Sendable (_ params: JSONValue?, _ result: JSONValue?) -> ForwardedCallRecord?)?
 
-    public init(name: String, summary: String, params: [String], handler: @escaping Handler) {
+    public init(
+        name: String,
+        summary: String,
+        params: [String],
+        forwardedCall: (@Sendable (_ params: JSONValue?, _ result: JSONValue?) -> ForwardedCallRecord?)? = nil,
+        handler: @escaping Handler
+    ) {
         self.name = name
         self.summary = summary
         self.params = params
+        self.forwardedCall = forwardedCall
         self.handler = handler
     }
 }

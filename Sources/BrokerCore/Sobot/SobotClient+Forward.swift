@@ -1,0 +1,47 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+
+extension SobotClient {
+    /// Sends a whole business call to `region`'s base URL with `token`, and returns Sobot's answer as
+    /// it came, whatever its status or `ret_code`. Fails only when no answer came (network, deadline)
+    /// or the answer is larger than `SobotCall.maximumBodySize`. Never logs the query or a body.
+    public func forward(_ call: SobotCall, region: String, token: String) async throws(SobotError) -> SobotCallReply {
+        guard let base = self.regions.baseURL(for: region) else {
+            throw .unavailable("no base URL for region \"\(region)\"")
+        }
+        guard IssuedToken.isWellFormed(token) else { throw .unavailable("the token is not a valid header value") }
+        var request = HTTPClientRequest(url: base + call.path.value + (call.query.encoded.isEmpty ? "" : "?" + call.query.encoded))
+        request.method = HTTPMethod(rawValue: call.method.rawValue)
+        request.headers.add(name: "accept", value: "application/json")
+        request.headers.add(name: "token", value: token)
+        if let language = call.language { request.headers.add(name: "language", value: language) }
+        if let body = call.body {
+            request.headers.add(name: "content-type", value: call.contentType ?? "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let http = self.http
+        let prepared = request
+        let started = ContinuousClock.now
+        do {
+            let reply = try await withDeadline(seconds: self.timeouts.total) {
+                let response = try await http.execute(prepared, timeout: .seconds(3600))
+                let body = try await response.body.collect(upTo: SobotCall.maximumBodySize)
+                return SobotCallReply(status: Int(response.status.code), contentType: response.headers.first(name: "content-type"), body: Array(buffer: body))
+            }
+            BrokerMetrics.recordUpstreamCall(region: region, endpoint: "forward", outcome: "ok", duration: ContinuousClock.now - started)
+            return reply
+        } catch {
+            BrokerMetrics.recordUpstreamCall(region: region, endpoint: "forward", outcome: "unavailable", duration: ContinuousClock.now - started)
+            if error is NIOTooManyBytesError { throw .unavailable("the reply is larger than \(SobotCall.maximumBodySize >> 20) MiB") }
+            throw .unavailable(Self.describe(error))
+        }
+    }
+
+    /// Whether a reply body says the token expired (`ret_code` 900002), whatever its HTTP status.
+    /// Such a reply is small: a larger body is a business answer and is not parsed for this.
+    public static func saysTokenExpired(_ body: [UInt8]) -> Bool {
+        guard body.count <= 64 << 10, let reply = try? JSONParser.parse(body) else { return false }
+        return SobotReply.returnCode(reply) == SobotReturnCode.tokenExpired
+    }
+}
