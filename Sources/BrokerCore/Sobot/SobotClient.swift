@@ -67,7 +67,7 @@ public final class SobotClient: Sendable {
     /// `GET /api/get_token`: issues a NEW token for `appid` (and may invalidate the previous one).
     public func fetchToken(region: String, appid: String, appKey: String, createTime: Int64) async throws(SobotError) -> IssuedToken {
         let sign = SobotSignature.sign(appid: appid, createTime: createTime, appKey: appKey)
-        let query = "appid=\(URLQuery.escape(appid))&create_time=\(createTime)&sign=\(sign)"
+        let query = "appid=\(SobotQuery.escape(appid))&create_time=\(createTime)&sign=\(sign)"
         let reply = try await self.send(region: region, path: "/api/get_token?\(query)", method: .GET, token: nil, body: nil)
         return try IssuedToken(reply: reply)
     }
@@ -156,23 +156,5 @@ public final class SobotClient: Sendable {
         default:
             return "network error (\(type(of: error)))"
         }
-    }
-}
-
-/// Percent-encoding for query values.
-enum URLQuery {
-    static func escape(_ value: String) -> String {
-        var out = ""
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = Array("0123456789ABCDEF".utf8)
-                out += "%" + String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0xf)]], as: UTF8.self)
-            }
-        }
-        return out
     }
 }
