@@ -49,8 +49,10 @@ import Testing
         guard let server = try await onThread({ try PostgresServer.startOrSkip() }) else { return }
         let directory = server.directory.path
         #expect(FileManager.default.fileExists(atPath: directory + "/data/PG_VERSION"))
-        server.stop()
-        server.stop()
+        try await onThread {
+            server.stopAndWait()
+            server.stopAndWait()
+        }
         #expect(!FileManager.default.fileExists(atPath: directory))
         let afterwards = try await onThread { Result { try server.psql("SELECT 1") } }
         #expect(throws: PostgresServerError.self, "nothing listens any more") { try afterwards.get() }

@@ -144,10 +144,35 @@ public final class PostgresServer: Sendable {
         }
     }
 
-    /// Stops the server at once and removes its directory. Idempotent; tests call it in `defer`.
+    /// Stops the server (immediate mode) and removes its directory. Idempotent; tests call it in `defer`.
+    ///
+    /// Returns at once: `pg_ctl stop` and the removal run on a thread of their own, since a `defer` in
+    /// an async test runs on one of the two cooperative threads of a two-core machine, and holding it
+    /// for the seconds a loaded machine takes to stop a server delayed every other test's timers
+    /// (a 1 s deadline was seen to fire 12 s late). The test process waits for every stop when it exits.
     public func stop() {
+        Self.pendingStops.enter()
+        Self.waitForPendingStopsAtExit
+        let thread = Thread {
+            self.stopAndWait()
+            Self.pendingStops.leave()
+        }
+        thread.start()
+    }
+
+    /// `stop()` that returns once the server is down and its directory gone; blocks, so async code
+    /// calls it through `onThread`.
+    public func stopAndWait() {
         if self.stopWithoutReleasingTheSlot() { Self.runningServers.signal() }
     }
+
+    /// Stops handed to threads and not yet done.
+    private static let pendingStops = DispatchGroup()
+
+    /// Registers, once, an exit handler that waits for `pendingStops`, so no server outlives the tests.
+    private static let waitForPendingStopsAtExit: Void = {
+        atexit { PostgresServer.pendingStops.wait() }
+    }()
 
     /// Stops the server unless already stopped; true when this call stopped it.
     @discardableResult
