@@ -62,16 +62,11 @@ public struct BrokerUpstream: UpstreamCalling {
     ) async throws(ModuleError) -> Value {
         let key: TokenKey
         var token: LiveToken
-        // A fresh cached token is read without a hop to the token manager, as `token.get` does.
-        if let served = self.tokens.cache.servable(tenant: tenant, region: region, now: self.tokens.clock.monotonicNow()) {
-            (key, token) = served
-        } else {
-            do throws(TokenError) {
-                key = try await self.tokens.resolve(tenant: tenant, region: region)
-                token = try await self.tokens.token(for: key)
-            } catch {
-                throw ModuleError(error)
-            }
+        do throws(TokenError) {
+            key = try await self.tokens.resolve(tenant: tenant, region: region)
+            token = try await self.tokens.token(for: key)
+        } catch {
+            throw ModuleError(error)
         }
         var retried = false
         while true {

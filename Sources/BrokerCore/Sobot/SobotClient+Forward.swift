@@ -11,31 +11,29 @@ extension SobotClient {
             throw .unavailable("no base URL for region \"\(region)\"")
         }
         guard IssuedToken.isWellFormed(token) else { throw .unavailable("the token is not a valid header value") }
-        var headers = HTTPHeaders()
-        headers.add(name: "accept", value: "application/json")
-        headers.add(name: "token", value: token)
-        if let language = call.language { headers.add(name: "language", value: language) }
-        if call.body != nil { headers.add(name: "content-type", value: call.contentType ?? "application/json") }
+        var request = HTTPClientRequest(url: base + call.path.value + (call.query.encoded.isEmpty ? "" : "?" + call.query.encoded))
+        request.method = HTTPMethod(rawValue: call.method.rawValue)
+        request.headers.add(name: "accept", value: "application/json")
+        request.headers.add(name: "token", value: token)
+        if let language = call.language { request.headers.add(name: "language", value: language) }
+        if let body = call.body {
+            request.headers.add(name: "content-type", value: call.contentType ?? "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let http = self.http
+        let prepared = request
         let started = ContinuousClock.now
         do {
-            let response = try await self.exchange(
-                url: base + call.path.value + (call.query.encoded.isEmpty ? "" : "?" + call.query.encoded),
-                method: HTTPMethod(rawValue: call.method.rawValue),
-                headers: headers,
-                body: call.body,
-                maximumReplySize: SobotCall.maximumBodySize
-            )
+            let reply = try await withDeadline(seconds: self.timeouts.total) {
+                let response = try await http.execute(prepared, timeout: .seconds(3600))
+                let body = try await response.body.collect(upTo: SobotCall.maximumBodySize)
+                return SobotCallReply(status: Int(response.status.code), contentType: response.headers.first(name: "content-type"), body: Array(buffer: body))
+            }
             BrokerMetrics.recordUpstreamCall(region: region, endpoint: "forward", outcome: "ok", duration: ContinuousClock.now - started)
-            return SobotCallReply(
-                status: Int(response.status.code),
-                contentType: response.headers.first(name: "content-type"),
-                body: response.body.map { Array(buffer: $0) } ?? []
-            )
+            return reply
         } catch {
             BrokerMetrics.recordUpstreamCall(region: region, endpoint: "forward", outcome: "unavailable", duration: ContinuousClock.now - started)
-            if error is ResponseAccumulator.ResponseTooBigError {
-                throw .unavailable("the reply is larger than \(SobotCall.maximumBodySize >> 20) MiB")
-            }
+            if error is NIOTooManyBytesError { throw .unavailable("the reply is larger than \(SobotCall.maximumBodySize >> 20) MiB") }
             throw .unavailable(Self.describe(error))
         }
     }

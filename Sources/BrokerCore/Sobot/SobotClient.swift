@@ -88,32 +88,35 @@ public final class SobotClient: Sendable {
         guard let base = self.regions.baseURL(for: region) else {
             throw .unavailable("no base URL for region \"\(region)\"")
         }
-        var headers = HTTPHeaders()
-        headers.add(name: "accept", value: "application/json")
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        request.headers.add(name: "accept", value: "application/json")
         if let token {
             // AsyncHTTPClient traps on a header it cannot send; decoding already refuses such tokens.
             guard token.isEmpty || IssuedToken.isWellFormed(token) else { throw .unavailable("the token is not a valid header value") }
-            headers.add(name: "token", value: token)
+            request.headers.add(name: "token", value: token)
         }
-        if body != nil { headers.add(name: "content-type", value: "application/json") }
+        if let body {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: JSONWriter.bytes(body)))
+        }
         let endpoint = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        let http = self.http
+        let prepared = request
         let started = ContinuousClock.now
-        let response: HTTPClient.Response
+        let outcome: (status: UInt, body: ByteBuffer)
         do {
-            response = try await self.exchange(
-                url: base + path,
-                method: method,
-                headers: headers,
-                body: body.map { JSONWriter.bytes($0) },
-                maximumReplySize: Self.maximumReplySize
-            )
+            outcome = try await withDeadline(seconds: self.timeouts.total) {
+                let response = try await http.execute(prepared, timeout: .seconds(3600))
+                let bytes = try await response.body.collect(upTo: Self.maximumReplySize)
+                return (response.status.code, bytes)
+            }
         } catch {
             let reason = Self.describe(error)
             self.logger.debug("sobot call failed", metadata: ["region": "\(region)", "endpoint": "\(endpoint)", "reason": "\(reason)"])
             BrokerMetrics.recordUpstreamCall(region: region, endpoint: endpoint, outcome: "unavailable", duration: ContinuousClock.now - started)
             throw .unavailable(reason)
         }
-        let outcome = (status: response.status.code, body: response.body ?? ByteBuffer())
         self.logger.debug(
             "sobot call",
             metadata: [
@@ -132,46 +135,10 @@ public final class SobotClient: Sendable {
         }
     }
 
-    /// One HTTP exchange under the total deadline, the reply read whole (at most `maximumReplySize`
-    /// bytes, else `ResponseAccumulator.ResponseTooBigError`).
-    ///
-    /// Called on one of the client's event loops (the HTTP proxy serves each connection on its
-    /// own), the reply is handled on that loop, and the pool prefers a connection of that loop, so
-    /// a forwarded call mostly crosses no thread; elsewhere AsyncHTTPClient picks the loop. The deadline covers the reply's
-    /// body too, and cancelling the calling task cancels the request.
-    func exchange(
-        url: String,
-        method: HTTPMethod,
-        headers: HTTPHeaders,
-        body: [UInt8]?,
-        maximumReplySize: Int
-    ) async throws -> HTTPClient.Response {
-        let request = try HTTPClient.Request(url: url, method: method, headers: headers, body: body.map { .bytes($0) })
-        let preference: HTTPClient.EventLoopPreference
-        if let loop = MultiThreadedEventLoopGroup.currentEventLoop, self.http.eventLoopGroup.makeIterator().contains(where: { $0 === loop }) {
-            // Preferred, not required: a required loop without an idle connection of its own
-            // opens one past the pool's limit and closes it after the call, a connection per call.
-            preference = .delegate(on: loop)
-        } else {
-            preference = .indifferent
-        }
-        let task = self.http.execute(
-            request: request,
-            delegate: ResponseAccumulator(request: request, maxBodySize: maximumReplySize),
-            eventLoop: preference,
-            deadline: .now() + .milliseconds(Int64(self.timeouts.total * 1000))
-        )
-        return try await withTaskCancellationHandler {
-            try await task.futureResult.get()
-        } onCancel: {
-            task.cancel()
-        }
-    }
-
     /// A short, secret-free reason for a transport failure (never the URL: it carries the sign).
     static func describe(_ error: any Error) -> String {
         switch error {
-        case is ResponseAccumulator.ResponseTooBigError: return "the reply is too large"
+        case is DeadlineExceeded: return "timed out"
         case let error as HTTPClientError:
             switch error {
             case .connectTimeout: return "connect timed out"

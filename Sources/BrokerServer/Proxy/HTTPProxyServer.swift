@@ -161,9 +161,7 @@ public final class HTTPProxyServer: Service {
                             try? await connection.channel.close()
                             continue
                         }
-                        // The connection's requests run on its event loop, where its upstream calls
-                        // stay too (`SobotClient.exchange`): a forwarded call crosses no thread.
-                        group.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) {
+                        group.addTask {
                             defer { self.open.subtract(1, ordering: .relaxed) }
                             await withGracefulShutdownHandler {
                                 await self.serve(connection, peer: peer)
@@ -271,10 +269,8 @@ public final class HTTPProxyServer: Service {
         headers.add(name: "content-type", value: response.contentType)
         headers.add(name: "content-length", value: String(response.body.count))
         if !keepAlive { headers.add(name: "connection", value: "close") }
-        try await outbound.write(contentsOf: [
-            .head(HTTPResponseHead(version: version, status: response.status, headers: headers)),
-            .body(.byteBuffer(ByteBuffer(bytes: response.body))),
-            .end(nil),
-        ])
+        try await outbound.write(.head(HTTPResponseHead(version: version, status: response.status, headers: headers)))
+        try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: response.body))))
+        try await outbound.write(.end(nil))
     }
 }
