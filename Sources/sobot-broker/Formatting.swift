@@ -1,3 +1,4 @@
+import Foundation
 import BrokerCore
 
 /// Plain-text tables for terminal output.
@@ -34,6 +35,27 @@ enum DurationText {
 extension String {
     fileprivate init(format2 value: Int) {
         self = value < 10 ? "0\(value)" : "\(value)"
+    }
+}
+
+/// Times in `status`: always relative and absolute (UTC) together, and never a negative "in".
+enum TimeText {
+    static func absolute(_ unix: Double) -> String {
+        guard unix.isFinite, abs(unix) < 1e11 else { return "?" }
+        return Date(timeIntervalSince1970: unix.rounded(.down)).ISO8601Format()
+    }
+
+    /// `in 23h59m (2026-12-01T13:02:03Z)`, or `expired 4m10s ago (…)`.
+    static func expiry(_ unix: Double, now: Double) -> String {
+        unix >= now
+            ? "in \(DurationText.short(unix - now)) (\(Self.absolute(unix)))"
+            : "expired \(DurationText.short(now - unix)) ago (\(Self.absolute(unix)))"
+    }
+
+    /// `refresh in 11h58m (…)`, `retry in 25s (…)`, or `retry now` once due.
+    static func next(_ unix: Double, now: Double, retry: Bool) -> String {
+        let word = retry ? "retry" : "refresh"
+        return unix <= now ? "\(word) now" : "\(word) in \(DurationText.short(unix - now)) (\(Self.absolute(unix)))"
     }
 }
 

@@ -18,8 +18,12 @@ import Testing
         guard let fixture = try await PostgresFixture.start() else { return }
         defer { fixture.stop() }
         try await withThrowingTaskGroup(of: Void.self) { group in
+            // Four migrations queue on one advisory lock; with the whole suite on two cores the last
+            // one waited past the daemon's default bound (10 s seen), so the bound here is generous.
+            var options = PostgresStore.Options()
+            options.timeout = .seconds(30)
             for _ in 0..<4 {
-                group.addTask { try await fixture.withStore { _ in } }
+                group.addTask { try await fixture.withStore(options: options) { _ in } }
             }
             try await group.waitForAll()
         }

@@ -273,6 +273,23 @@ public actor TokenManager: Service {
         return try await self.finish(self.startFetch(key, purpose: .onDemand), for: key, fallBack: false)
     }
 
+    /// An operator's `refresh`: forgets the backoff and fetches now, whatever the held token's
+    /// state. Coordinated like any fetch: a fetch already in flight is joined, and in a cluster the
+    /// lease decides which broker calls upstream (the others adopt its token).
+    public func refreshNow(_ key: TokenKey) async throws(TokenError) -> LiveToken {
+        guard let slot = self.slots[key] else { throw .unknownRegion(tenant: key.tenant, region: key.region) }
+        slot.blockedUntil = nil
+        slot.failures = 0
+        if let fetch = slot.fetch { return try await self.finish(fetch, for: key, fallBack: false) }
+        self.logger.info("refresh requested; fetching now", metadata: ["key": "\(key)"])
+        return try await self.finish(self.startFetch(key, purpose: .onDemand), for: key, fallBack: false)
+    }
+
+    /// Keys whose last fetch failed, sorted: what `refresh --failing` retries.
+    public func failingKeys() -> [TokenKey] {
+        self.slots.compactMap { key, slot in slot.lastError == nil ? nil : key }.sorted()
+    }
+
     private func finish(_ fetch: Fetch, for key: TokenKey, fallBack: Bool) async throws(TokenError) -> LiveToken {
         switch await fetch.value {
         case .success(.token(let token, _)):

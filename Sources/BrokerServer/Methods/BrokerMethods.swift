@@ -37,6 +37,8 @@ public struct BrokerMethods: Sendable {
             "token.invalidate": { params, _ throws(RPCError) in try await self.tokenInvalidate(params) },
             "tenant.list": { params, context throws(RPCError) in try await self.tenantList(params, peer: context.peer) },
             "broker.reload": { params, _ throws(RPCError) in try await self.reload(params) },
+            "token.refresh": { params, _ throws(RPCError) in try await self.tokenRefresh(params) },
+            "broker.refresh_failing": { params, _ throws(RPCError) in try await self.refreshFailing(params) },
             "broker.metrics": { params, _ throws(RPCError) in
                 _ = try Self.reader(params, allowed: [])
                 return .string(await MetricsExporter(tokens: self.tokens).render())
@@ -75,8 +77,12 @@ public struct BrokerMethods: Sendable {
         } else {
             counts = (self.tokens.cache.tenantCount, await self.tokens.validTokenCount())
         }
+        // A store that does not answer makes the broker degraded, not down: cached tokens are
+        // still served. `sobot-broker health` and probes tell the two apart.
+        let storeReachable = (try? await self.store.changeMarker()) != nil
         var health: [String: JSONValue] = [
-            "status": "ok",
+            "status": storeReachable ? "ok" : "degraded",
+            "store_reachable": .bool(storeReachable),
             "version": .string(BrokerVersion.current),
             "uptime_s": .integer(self.uptime),
             "tenants": .integer(Int64(counts.tenants)),
@@ -121,6 +127,52 @@ public struct BrokerMethods: Sendable {
         } catch {
             throw RPCError(error)
         }
+    }
+
+    /// `token.refresh`: the operator's `refresh TENANT`. Answers like `token.get` without the token,
+    /// since its caller is a person at a terminal, not a service that needs it.
+    func tokenRefresh(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+        let request = try Self.tenantAndRegion(try Self.reader(params, allowed: ["tenant", "region"]))
+        do throws(TokenError) {
+            let key = try await self.tokens.resolve(tenant: request.tenant, region: request.region)
+            return Self.refreshResult(key: key, outcome: .success(try await self.tokens.refreshNow(key)))
+        } catch {
+            throw RPCError(error)
+        }
+    }
+
+    /// `broker.refresh_failing`: `refresh --failing`, every key whose last fetch failed, at once;
+    /// one entry per key, each with its own outcome.
+    func refreshFailing(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+        _ = try Self.reader(params, allowed: [])
+        let tokens = self.tokens
+        let results = await withTaskGroup(of: JSONValue.self) { group in
+            for key in await tokens.failingKeys() {
+                group.addTask {
+                    do throws(TokenError) {
+                        return Self.refreshResult(key: key, outcome: .success(try await tokens.refreshNow(key)))
+                    } catch {
+                        return Self.refreshResult(key: key, outcome: .failure(RPCError(error)))
+                    }
+                }
+            }
+            return await group.reduce(into: [JSONValue]()) { $0.append($1) }
+        }
+        let sorted = results.sorted {
+            ($0["tenant"]?.stringValue ?? "", $0["region"]?.stringValue ?? "") < ($1["tenant"]?.stringValue ?? "", $1["region"]?.stringValue ?? "")
+        }
+        return ["refreshed": .array(sorted)]
+    }
+
+    private static func refreshResult(key: TokenKey, outcome: Result<LiveToken, RPCError>) -> JSONValue {
+        var result: [String: JSONValue] = ["tenant": .string(key.tenant), "region": .string(key.region)]
+        switch outcome {
+        case .success(let token):
+            result["expires_at"] = .integer(token.expiresAtUnix)
+        case .failure(let error):
+            result["error"] = ["code": .integer(Int64(error.code)), "message": .string(error.message)]
+        }
+        return .object(result)
     }
 
     static func tokenResult(key: TokenKey, token: LiveToken, now: Double) -> JSONValue {
