@@ -1,5 +1,6 @@
 import ArgumentParser
 import BrokerCore
+import BrokerServer
 import Foundation
 
 struct AccessCommand: AsyncParsableCommand {
@@ -35,11 +36,17 @@ struct AccessCommand: AsyncParsableCommand {
     }
 
     /// Checks `--tenant` (a tenant id or `*`) and returns the patterns of `--methods`, as every grant
-    /// and client key takes them.
+    /// and client key takes them. Each pattern must name a method the broker serves, a namespace of
+    /// one (`marketing.*`), or `*`: a misspelt method would otherwise grant nothing, silently.
     static func scope(tenant: String, methods: String) throws -> [String] {
         guard tenant == "*" || Identifier.isValidTenantID(tenant) else { throw ValidationError("--tenant must be a tenant id or '*'") }
         guard let patterns = MethodPattern.parseList(methods) else {
             throw ValidationError("--methods must be a comma-separated list like 'token.get,marketing.*'")
+        }
+        let known = BrokerMethods.names.union(BuiltinModules.all.flatMap { $0.methods.map(\.name) })
+        for pattern in patterns where pattern != "*" && !known.contains(where: { MethodPattern.allows([pattern], method: $0) }) {
+            let namespaces = Set(known.compactMap { $0.split(separator: ".").first.map { "\($0).*" } }).sorted()
+            throw ValidationError("--methods: \(pattern) names no method the broker serves (namespaces: \(namespaces.joined(separator: ", ")))")
         }
         return patterns
     }
@@ -56,6 +63,9 @@ struct AccessCommand: AsyncParsableCommand {
         @Option(help: "Comma-separated methods or namespaces, e.g. 'token.get,marketing.*' (default: token.get).")
         var methods: String = "token.get"
 
+        @Flag(help: "Grant for a tenant not imported yet (about to be).")
+        var force = false
+
         func validate() throws {
             _ = try AccessCommand.scope(tenant: self.tenant, methods: self.methods)
         }
@@ -64,7 +74,14 @@ struct AccessCommand: AsyncParsableCommand {
             let subject = try self.subject.resolve()
             let patterns = try AccessCommand.scope(tenant: self.tenant, methods: self.methods)
             let rule = AccessRule(subject: subject, tenant: self.tenant, methods: patterns)
-            try await self.options.withStore { try await $0.grant(rule, now: Clock.unixNow) }
+            let tenant = self.tenant
+            let force = self.force
+            try await self.options.withStore { store in
+                if tenant != "*", !force, try await store.credentialKeys(ofTenant: tenant).isEmpty {
+                    throw CLIError("no tenant \(tenant): import it first, or grant with --force for a tenant about to be imported")
+                }
+                try await store.grant(rule, now: Clock.unixNow)
+            }
             print("granted \(subject) \(patterns.joined(separator: ",")) for tenant \(self.tenant)\(DaemonNotice.reload(self.options))")
         }
     }
@@ -108,7 +125,11 @@ struct AccessCommand: AsyncParsableCommand {
             let subject = try self.subject.resolve()
             let tenant = self.tenant
             let removed = try await self.options.withStore { try await $0.revoke(subject, tenant: tenant) }
-            guard removed > 0 else { throw CLIError("\(subject) has no matching rule") }
+            // Revoking what is not there leaves the wanted state: said, not an error (scripts stay idempotent).
+            guard removed > 0 else {
+                print("\(subject) has no matching rule; nothing revoked")
+                return
+            }
             print("revoked \(removed) rule\(removed == 1 ? "" : "s") of \(subject)\(DaemonNotice.reload(self.options))")
         }
     }

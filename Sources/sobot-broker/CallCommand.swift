@@ -4,7 +4,7 @@ import BrokerCore
 struct CallCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "call",
-        abstract: "Send one JSON-RPC request to the daemon and print the result as JSON; exit 1 on an error reply."
+        abstract: "Send one JSON-RPC request to the daemon and print the result as JSON (a text result as text); exit 1 on an error reply."
     )
 
     @OptionGroup var options: HomeOptions
@@ -26,6 +26,12 @@ struct CallCommand: ParsableCommand {
 
     func run() throws {
         let params = try self.params.map { try JSONParser.parse(Array($0.utf8)) }
-        print(JSONWriter.prettyString(try DaemonClient(options: self.options).call(self.method, params: params)))
+        let result = try DaemonClient(options: self.options).call(self.method, params: params)
+        // A text result (broker.metrics' exposition) is printed as the text itself, not a JSON string.
+        if case .string(let text) = result {
+            print(text, terminator: text.hasSuffix("\n") ? "" : "\n")
+        } else {
+            print(JSONWriter.prettyString(result))
+        }
     }
 }

@@ -30,7 +30,14 @@ struct HomeOptions: ParsableArguments {
 enum Environment {
     static var variables: [String: String] { ProcessInfo.processInfo.environment }
 
+    /// The region URLs in force; a malformed `SOBOT_BROKER_REGION_URLS` is a usage error: one line
+    /// naming the entry, exit 64.
     static func regions() throws -> RegionDirectory {
-        try RegionDirectory.fromEnvironment(Self.variables)
+        do {
+            return try RegionDirectory.fromEnvironment(Self.variables)
+        } catch {
+            FileHandle.standardError.write(Data("Error: \(error.description)\n".utf8))
+            throw ExitCode(64)
+        }
     }
 }

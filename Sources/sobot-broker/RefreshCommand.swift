@@ -42,7 +42,7 @@ struct RefreshCommand: ParsableCommand {
             var params: [String: JSONValue] = ["tenant": .string(tenant)]
             if let region = self.region { params["region"] = .string(region) }
             do {
-                entries = [try client.call("token.refresh", params: .object(params))]
+                entries = [try client.call("token.refresh", params: .object(params), regionFlag: true)]
             } catch {
                 throw CLIError("\(tenant)\(self.region.map { "/\($0)" } ?? ""): \(error)")
             }

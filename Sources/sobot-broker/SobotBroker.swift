@@ -9,7 +9,7 @@ struct SobotBroker: AsyncParsableCommand {
         version: BrokerVersion.current,
         subcommands: [
             InitCommand.self, TenantCommand.self, AccessCommand.self, KeyCommand.self, ServeCommand.self, TokenCommand.self,
-            CallCommand.self, StatusCommand.self, RefreshCommand.self, HealthCommand.self, SimulateCommand.self, DemoCommand.self, BenchCommand.self,
+            CallCommand.self, StatusCommand.self, RefreshCommand.self, HealthCommand.self, CompletionCommand.self, SimulateCommand.self, DemoCommand.self, BenchCommand.self,
         ]
     )
 }

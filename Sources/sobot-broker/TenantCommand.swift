@@ -88,8 +88,9 @@ struct TenantImportCommand: AsyncParsableCommand {
 
     func run() async throws {
         let definitions: [TenantDefinition]
+        let regions = try Environment.regions()
         do {
-            definitions = try TenantImportFile.load(path: self.file, environment: Environment.variables, regions: try Environment.regions())
+            definitions = try TenantImportFile.load(path: self.file, environment: Environment.variables, regions: regions)
         } catch {
             throw CLIError("\(self.file): \(error)")
         }

@@ -21,7 +21,7 @@ struct TokenCommand: ParsableCommand {
     func run() throws {
         var params: [String: JSONValue] = ["tenant": .string(self.id)]
         if let region = self.region { params["region"] = .string(region) }
-        let result = try DaemonClient(options: self.options).call("token.get", params: .object(params))
+        let result = try DaemonClient(options: self.options).call("token.get", params: .object(params), regionFlag: true)
         if self.json {
             print(JSONWriter.prettyString(result))
         } else {

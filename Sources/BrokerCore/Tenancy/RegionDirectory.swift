@@ -12,24 +12,77 @@ public struct RegionDirectory: Sendable, Equatable {
         self.baseURLs = baseURLs
     }
 
-    /// The built-ins with `overrides` (the environment variable's text) applied.
+    /// The built-ins with `overrides` (the environment variable's text) applied. Strict, so a typo
+    /// never becomes a base URL: entries are `region=URL` separated by commas, each region at most
+    /// once, and each URL `http(s)://host[:port][/path]` with nothing else in it (a `;` instead of
+    /// a comma is refused rather than read as part of the first URL).
     public init(overrides: String?) throws(RegionConfigError) {
         self.init()
         guard let overrides, !overrides.isEmpty else { return }
-        for entry in overrides.split(separator: ",") {
+        var seen = Set<String>()
+        for entry in overrides.split(separator: ",", omittingEmptySubsequences: false) {
             let parts = entry.split(separator: "=", maxSplits: 1)
             guard parts.count == 2 else { throw RegionConfigError(entry: String(entry), reason: "expected region=url") }
             let region = String(parts[0]).trimmingCharacters(in: " ")
-            var url = String(parts[1]).trimmingCharacters(in: " ")
             guard Identifier.isValidRegion(region) else {
                 throw RegionConfigError(entry: String(entry), reason: "region names are 1-32 of [a-z0-9-]")
             }
-            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                throw RegionConfigError(entry: String(entry), reason: "the URL must start with http:// or https://")
+            guard seen.insert(region).inserted else { throw RegionConfigError(entry: String(entry), reason: "region \(region) is given twice") }
+            guard let url = Self.baseURL(String(parts[1]).trimmingCharacters(in: " ")) else {
+                throw RegionConfigError(
+                    entry: String(entry),
+                    reason: "not a base URL: expected http(s)://host[:port][/path], separated from the next entry by a comma"
+                )
             }
-            while url.hasSuffix("/") { url.removeLast() }
             self.baseURLs[region] = url
         }
+    }
+
+    /// `text` as a base URL without trailing slashes, or nil unless it is exactly
+    /// `http(s)://host[:port][/path]`: a host of letters, digits, dots and hyphens (or a bracketed
+    /// IPv6 address), a port of 1-65535, a path of unreserved characters, `/` and `%`; no user, query,
+    /// fragment, space or `;`.
+    static func baseURL(_ text: String) -> String? {
+        let rest: Substring
+        if text.hasPrefix("http://") {
+            rest = text.dropFirst(7)
+        } else if text.hasPrefix("https://") {
+            rest = text.dropFirst(8)
+        } else {
+            return nil
+        }
+        let authority = rest.prefix { $0 != "/" }
+        let path = rest.dropFirst(authority.count)
+        let host: Substring
+        var port: Substring?
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            guard host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }), host.contains(":") else { return nil }
+            if !after.isEmpty {
+                guard after.first == ":" else { return nil }
+                port = after.dropFirst()
+            }
+        } else {
+            let pieces = authority.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            host = pieces[0]
+            if pieces.count == 2 { port = pieces[1] }
+            let hostCharacters = host.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2e || $0 == 0x2d }
+            guard hostCharacters, (1...253).contains(host.utf8.count), host.first != ".", host.first != "-", host.last != "-" else { return nil }
+        }
+        if let port {
+            guard (1...5).contains(port.utf8.count), port.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let number = Int(port), (1...65535).contains(number) else {
+                return nil
+            }
+        }
+        let pathCharacters = path.utf8.allSatisfy { byte in
+            (byte >= 0x61 && byte <= 0x7a) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x30 && byte <= 0x39) || "-._~/%".utf8.contains(byte)
+        }
+        guard pathCharacters, path.utf8.count <= 1024 else { return nil }
+        var url = text
+        while url.hasSuffix("/") { url.removeLast() }
+        return url
     }
 
     public static func fromEnvironment(_ environment: [String: String]) throws(RegionConfigError) -> RegionDirectory {

@@ -29,7 +29,20 @@ public struct BrokerMethods: Sendable {
         self.startedAt = .now
     }
 
+    /// Every method the broker answers itself (modules add theirs): what `access grant` checks
+    /// method names against. `handlers` asserts that it answers exactly these.
+    public static let names: Set<String> = [
+        "broker.health", "broker.status", "token.get", "token.invalidate", "tenant.list", "broker.reload", "token.refresh",
+        "broker.refresh_failing", "broker.metrics", "module.list",
+    ]
+
     public var handlers: [String: RPCDispatcher.Handler] {
+        let handlers = self.allHandlers
+        assert(Set(handlers.keys) == Self.names, "BrokerMethods.names lists every handler")
+        return handlers
+    }
+
+    private var allHandlers: [String: RPCDispatcher.Handler] {
         [
             "broker.health": { params, context throws(RPCError) in try await self.health(params, peer: context.peer) },
             "broker.status": { params, _ throws(RPCError) in try await self.status(params) },
