@@ -12,7 +12,7 @@ import Testing
         let daemon = try await RunningDaemon(tenants: 3, start: false)
         daemon.simulator.register(appid: "app1", appKey: "not-the-key-the-broker-holds")
         try await daemon.start()
-        let settled = await eventually(timeout: 30) {
+        let settled = await eventually(timeout: 30, interval: 0.2) {
             let status = try? await daemon.call("broker.status").get()
             let tokens = status?["tokens"]?.arrayValue ?? []
             return tokens.filter { $0["state"] == "valid" }.count == 2 && tokens.contains { $0["tenant"] == "t1" && $0["last_error"] != nil }
@@ -93,6 +93,31 @@ import Testing
         #expect(usage.status == 64)
         let unknown = try await runBroker(["refresh", "nosuch"], environment: daemon.environment)
         #expect(unknown.status == 1 && unknown.stderr.contains("-32001"), "\(unknown.stderr)")
+        await daemon.shutdown()
+    }
+
+    /// 300 keys in an upstream outage: a line when the region starts failing and one when it has
+    /// recovered (after `refresh --failing`), not a line per key and retry.
+    @Test func anOutageOfThreeHundredKeysLogsAHandfulOfLines() async throws {
+        let daemon = try await RunningDaemon(tenants: 300, start: false)
+        daemon.simulator.fault = .httpStatus(503)
+        try await daemon.start()
+        let failed = await eventually(timeout: 30, interval: 0.25) {
+            let tokens = (try? await daemon.call("broker.status").get())?["tokens"]?.arrayValue ?? []
+            return tokens.filter { $0["last_error"] != nil }.count >= 100
+        }
+        #expect(failed, "at least 100 keys failed")
+        try await Task.sleep(for: .seconds(2))
+        daemon.simulator.fault = .none
+        let refreshed = try await runBroker(["refresh", "--failing"], environment: daemon.environment)
+        #expect(refreshed.status == 0, "\(refreshed.stderr.suffix(500))")
+        let recovered = await eventually(timeout: 60, interval: 0.25) { daemon.process?.stderrSoFar.contains("token fetches recovered in a region") == true }
+        #expect(recovered, "the recovery is logged")
+        let lines = daemon.process?.stderrSoFar.split(separator: "\n") ?? []
+        let outageLines = lines.filter { $0.contains("token fetches") }
+        #expect(outageLines.filter { $0.contains("token fetches failing in a region") }.count == 1, "\(outageLines)")
+        #expect(outageLines.count <= 4, "\(outageLines)")
+        #expect(lines.filter { $0.contains("warning") || $0.contains("error") }.count <= 5, "\(lines.suffix(20))")
         await daemon.shutdown()
     }
 

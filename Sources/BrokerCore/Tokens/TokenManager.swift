@@ -49,6 +49,7 @@ public actor TokenManager: Service {
     }
 
     private var slots: [TokenKey: Slot] = [:]
+    private var outages = RegionOutageLog()
     private var scheduler: RefreshScheduler
     private var sleeper: Task<Void, Never>?
     private var sleepingUntil = Double.infinity
@@ -211,6 +212,7 @@ public actor TokenManager: Service {
 
     private func forget(_ key: TokenKey) {
         guard let slot = self.slots.removeValue(forKey: key) else { return }
+        self.log(self.outages.cleared(key, now: self.clock.monotonicNow()))
         slot.fetch?.cancel()
         self.scheduler.cancel(slot.place)
         self.cache.forget(key)
@@ -353,6 +355,7 @@ public actor TokenManager: Service {
             slot.failures = 0
             slot.blockedUntil = nil
             slot.lastError = nil
+            self.log(self.outages.cleared(key, now: now))
             if fetchedHere { slot.lastRefreshAt = self.clock.unixNow() }
             if token.generation >= self.generation(of: slot) {
                 self.adopt(token, for: key, now: now)
@@ -388,12 +391,36 @@ public actor TokenManager: Service {
             }
             slot.blockedUntil = now + delay
             self.schedule(key, at: now + delay)
-            self.logger.warning(
+            self.logger.debug(
                 "token fetch failed",
                 metadata: [
                     "key": "\(key)", "error": "\(error)", "failures": "\(slot.failures)",
                     "retry_in_s": "\(Int(delay.rounded(.up)))",
                 ]
+            )
+            self.log(self.outages.failed(key, error: "\(error)", now: now))
+        }
+    }
+
+    /// Writes what `RegionOutageLog` decided: a few lines per region and outage, not one per key.
+    private func log(_ line: RegionOutageLog.Line?) {
+        switch line {
+        case nil:
+            return
+        case .started(let region, let key, let error)?:
+            self.logger.warning("token fetches failing in a region", metadata: ["region": "\(region)", "first_key": "\(key)", "error": "\(error)"])
+        case .continuing(let region, let failingKeys, let failures, let seconds, let lastError)?:
+            self.logger.warning(
+                "token fetches still failing in a region",
+                metadata: [
+                    "region": "\(region)", "failing_keys": "\(failingKeys)", "failures": "\(failures)",
+                    "for_s": "\(Int(seconds.rounded()))", "last_error": "\(lastError)",
+                ]
+            )
+        case .recovered(let region, let seconds, let failures)?:
+            self.logger.notice(
+                "token fetches recovered in a region",
+                metadata: ["region": "\(region)", "after_s": "\(Int(seconds.rounded()))", "failures": "\(failures)"]
             )
         }
     }
