@@ -13,8 +13,8 @@ struct DemoCommand: AsyncParsableCommand {
         abstract: "Offline end to end: simulator, temporary home, tenants file, daemon, a token fetched over the socket."
     )
 
-    @Option(help: "Tenants file to import.")
-    var tenants: String = "tenants.example.json"
+    @Option(help: "Tenants file to import (default: the built-in copy of tenants.example.json).")
+    var tenantsFile: String?
 
     @Option(help: "Lifetime of the simulator's tokens, in seconds.")
     var tokenTtl: Double = 3600
@@ -28,10 +28,10 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = self.logging.makeLogger(defaultLevel: .warning)
         print("sobot-broker demo: everything below runs on this machine, with no network.\n")
-        let loaded = try OfflineTenants.load(self.tenants, environment: Environment.variables)
+        let loaded = try OfflineTenants.load(self.tenantsFile, environment: Environment.variables)
         let (definitions, regionNames) = (loaded.definitions, loaded.regions)
         guard let first = definitions.first, let credential = first.credentials.first else {
-            throw CLIError("\(self.tenants): no tenants to demonstrate with")
+            throw CLIError("\(self.tenantsFile ?? "the built-in example tenants"): no tenants to demonstrate with")
         }
         let simulator = SobotSimulator(tokenTTL: self.tokenTtl, logger: logger)
         for credential in definitions.flatMap(\.credentials) {
@@ -46,7 +46,7 @@ struct DemoCommand: AsyncParsableCommand {
             let store = try BrokerHome(paths: paths).openStore()
             let imported = try store.upsert(definitions, now: Clock.unixNow)
             print("2. Temporary home \(paths.home): master key \(report.createdKey ? "created" : "kept") (mode 0600)")
-            print("3. Imported \(self.tenants): \(definitions.count) tenants, \(imported.credentialsWritten) credentials, app keys sealed with AES-256-GCM")
+            print("3. Imported \(self.tenantsFile ?? "tenants.example.json (built in)"): \(definitions.count) tenants, \(imported.credentialsWritten) credentials, app keys sealed with AES-256-GCM")
             var configuration = BrokerDaemon.Configuration(
                 paths: paths,
                 regions: RegionDirectory(baseURLs: Dictionary(uniqueKeysWithValues: regionNames.map { ($0, "http://127.0.0.1:\(port)") }))

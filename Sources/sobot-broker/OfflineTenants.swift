@@ -10,12 +10,18 @@ enum OfflineTenants {
         var standIns: [String]
     }
 
-    static func load(_ path: String, environment: [String: String]) throws -> Loaded {
+    /// What `--tenants-file` names, or the built-in example when it is nil.
+    static func load(_ path: String?, environment: [String: String]) throws -> Loaded {
         let bytes: [UInt8]
-        do {
-            bytes = try FileIO.readBytes(path, limit: TenantImportFile.maximumSize)
-        } catch {
-            throw CLIError("\(path): cannot read the tenants file (\(error)); run from the repository root or pass --tenants FILE")
+        let name = path ?? "the built-in example tenants"
+        if let path {
+            do {
+                bytes = try FileIO.readBytes(path, limit: TenantImportFile.maximumSize)
+            } catch {
+                throw CLIError("\(path): cannot read the tenants file (\(error))")
+            }
+        } else {
+            bytes = Array(TenantImportFile.example.utf8)
         }
         var environment = environment
         var regions = RegionDirectory.builtIn
@@ -38,7 +44,7 @@ enum OfflineTenants {
                 standIns: standIns
             )
         } catch {
-            throw CLIError("\(path): \(error)")
+            throw CLIError("\(name): \(error)")
         }
     }
 }

@@ -17,8 +17,8 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Lifetime of issued tokens, in seconds.")
     var tokenTtl: Double = 7200
 
-    @Option(help: "Tenants file whose appids and app keys the simulator accepts.")
-    var tenants: String = "tenants.example.json"
+    @Option(help: "Tenants file whose appids and app keys the simulator accepts (default: the built-in copy of tenants.example.json).")
+    var tenantsFile: String?
 
     @OptionGroup var logging: LogOptions
 
@@ -30,7 +30,7 @@ struct SimulateCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = self.logging.makeLogger(label: "sobot-simulator")
         let simulator = SobotSimulator(tokenTTL: self.tokenTtl, logger: logger)
-        let loaded = try OfflineTenants.load(self.tenants, environment: Environment.variables)
+        let loaded = try OfflineTenants.load(self.tenantsFile, environment: Environment.variables)
         let definitions = loaded.definitions
         for variable in loaded.standIns {
             print("note: \(variable) is not set; the simulator uses a random key for that credential, so it will answer 900003 until you set the same value for both")

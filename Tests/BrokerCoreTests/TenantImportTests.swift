@@ -78,4 +78,12 @@ import Testing
             "\(error)".contains("larger than 32 MiB")
         }
     }
+
+    /// `demo` and `simulate` use the built-in copy; it is the repository's file, byte for byte.
+    @Test func theBuiltInExampleIsTheRepositorysFile() throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("tenants.example.json")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        #expect(TenantImportFile.example + "\n" == text)
+    }
 }

@@ -19,6 +19,22 @@ import Testing
         await daemon.shutdown()
     }
 
+    /// The quick start's `demo` needs no tenants file in the working directory.
+    @Test func demoRunsFromAnyDirectory() async throws {
+        let directory = TemporaryDirectory("cwd")
+        let result = try await onThread {
+            let process = BrokerProcess(["demo"])
+            process.process.currentDirectoryURL = URL(fileURLWithPath: directory.path)
+            try process.start()
+            return process.waitForExit()
+        }
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("Imported tenants.example.json (built in): 3 tenants"), "\(result.stdout)")
+        #expect(result.stdout.contains("token.get acme/sg over the socket"), "\(result.stdout)")
+        let old = try await runBroker(["demo", "--tenants", "x.json"])
+        #expect(old.status == 64, "--tenants is bench's count; demo takes --tenants-file")
+    }
+
     @Test func completionPrintsAScriptForEachShell() async throws {
         for shell in ["bash", "zsh", "fish"] {
             let result = try await runBroker(["completion", shell])
