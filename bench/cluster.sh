@@ -73,11 +73,11 @@ fd = os.open(calib, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 with os.fdopen(fd, "w") as f: f.write(f"CAL_APPID=999\nCAL_KEY={cal['credentials'][0]['app_key']}\n")
 PY
 SIMPORT=$(free_port)
-nohup "$BIN" simulate --port "$SIMPORT" --token-ttl "$TTL" --tenants "$WORK/simtenants.json" --log-level warning \
+nohup "$BIN" simulate --port "$SIMPORT" --token-ttl "$TTL" --tenants-file "$WORK/simtenants.json" --log-level warning \
   >"$WORK/simulator.log" 2>&1 </dev/null &
 SIMPID=$!; pids+=($SIMPID)
 SIM2PORT=$(free_port)   # a second simulator for the SQLite broker, so it never revokes the cluster's token
-nohup "$BIN" simulate --port "$SIM2PORT" --token-ttl "$TTL" --tenants "$WORK/one.json" --log-level warning \
+nohup "$BIN" simulate --port "$SIM2PORT" --token-ttl "$TTL" --tenants-file "$WORK/one.json" --log-level warning \
   >"$WORK/simulator2.log" 2>&1 </dev/null &
 pids+=($!)
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$SIMPORT/" && curl -s -o /dev/null "http://127.0.0.1:$SIM2PORT/" && break; sleep 0.1; done

@@ -97,7 +97,11 @@ public final class SobotSimulator: Sendable {
             _ = try? await channel.executeThenClose { connections in
                 try await withThrowingDiscardingTaskGroup { group in
                     for try await connection in connections {
-                        group.addTask { await self.serve(connection) }
+                        // On the connection's event loop: in a test process whose two cooperative
+                        // threads are busy, answers and their recorded arrival times still come on time.
+                        group.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) {
+                            await self.serve(connection)
+                        }
                     }
                 }
             }

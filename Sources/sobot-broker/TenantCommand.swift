@@ -109,18 +109,28 @@ struct TenantListCommand: AsyncParsableCommand {
 
     @OptionGroup var options: HomeOptions
 
+    @Argument(help: "Only these tenants.")
+    var tenants: [String] = []
+
+    @Option(help: "Only regions whose stored token is valid, expired or missing (the daemon's own view, with stale and failing, is `status`).")
+    var state: TenantListing.StoredState?
+
+    @Option(help: "Only this region.")
+    var region: String?
+
     @Flag(help: "Print JSON (the shape of the tenant.list method).")
     var json = false
 
     func run() async throws {
-        let summaries = try await self.options.withStore { try await $0.summaries() }
         let now = Clock.unixNow
+        let filter = TenantListing.Filter(tenants: Set(self.tenants), state: self.state, region: self.region)
+        let summaries = try await self.options.withStore { try await $0.summaries() }.compactMap { filter.apply(to: $0, now: now) }
         if self.json {
             print(JSONWriter.prettyString(TenantListing.json(summaries, now: now)))
             return
         }
         guard !summaries.isEmpty else {
-            print("no tenants; add one with `sobot-broker tenant add` or `sobot-broker tenant import FILE`")
+            print(filter.isEmpty ? "no tenants; add one with `sobot-broker tenant add` or `sobot-broker tenant import FILE`" : "no tenant matches")
             return
         }
         var rows = [["TENANT", "NAME", "REGION", "APPID", "TOKEN"]]

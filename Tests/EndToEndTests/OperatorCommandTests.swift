@@ -58,6 +58,19 @@ import Testing
 
         let bad = try await runBroker(["status", "--state", "broken"], environment: daemon.environment)
         #expect(bad.status == 64, "\(bad.stderr)")
+
+        // tenant list: the stored view with the same filters and state words.
+        let missing = try await runBroker(["tenant", "list", "--state", "missing"], environment: daemon.environment)
+        #expect(Self.rows(missing.stdout).map { $0.prefix(3) } == ["t1 "] && missing.stdout.contains(" missing"), "\(missing.stdout)")
+        let valid = try await runBroker(["tenant", "list", "t0", "t1", "--state", "valid"], environment: daemon.environment)
+        #expect(Self.rows(valid.stdout).map { $0.prefix(3) } == ["t0 "], "\(valid.stdout)")
+        #expect(valid.stdout.contains("valid, expires in ") && valid.stdout.contains("Z)"), "\(valid.stdout)")
+        let none = try await runBroker(["tenant", "list", "--region", "us"], environment: daemon.environment)
+        #expect(none.status == 0 && none.stdout.contains("no tenant matches"), "\(none.stdout)")
+        let listed = try JSONParser.parse(Array(try await runBroker(["tenant", "list", "--json", "--state", "valid"], environment: daemon.environment).stdout.utf8))
+        #expect(listed["tenants"]?.arrayValue?.map { $0["id"] } == ["t0", "t2"])
+        #expect(listed["tenants"]?.arrayValue?.allSatisfy { $0["regions"]?.arrayValue?.first?["token_state"] == "valid" } == true)
+        #expect(try await runBroker(["tenant", "list", "--state", "failing"], environment: daemon.environment).status == 64, "failing is status's word")
         await daemon.shutdown()
     }
 

@@ -48,7 +48,7 @@ cat >"$tenants" <<'JSON'
 JSON
 
 port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-"$binary" simulate --port "$port" --token-ttl 3600 --tenants "$tenants" --log-level warning >"$tmp/simulate.log" 2>&1 &
+"$binary" simulate --port "$port" --token-ttl 3600 --tenants-file "$tenants" --log-level warning >"$tmp/simulate.log" 2>&1 &
 simulator_pid=$!
 
 export SOBOT_BROKER_HOME=$tmp/home
