@@ -91,8 +91,15 @@ struct AccessCommand: AsyncParsableCommand {
 
         @OptionGroup var options: HomeOptions
 
+        @Flag(help: "Print the rules as JSON: {rules:[{subject:{kind, id, name?}, tenant, methods}]}.")
+        var json = false
+
         func run() async throws {
             let rules = try await self.options.withStore { try await $0.accessRules() }
+            if self.json {
+                print(JSONWriter.prettyString(["rules": .array(rules.map(Self.json))]))
+                return
+            }
             guard !rules.isEmpty else {
                 print("no rules: only the daemon's own user and root may call it")
                 return
@@ -102,6 +109,19 @@ struct AccessCommand: AsyncParsableCommand {
                 rows.append([Self.name(of: rule.subject), rule.tenant, rule.methods.joined(separator: ",")])
             }
             print(Table.render(rows))
+        }
+
+        static func json(_ rule: AccessRule) -> JSONValue {
+            var subject: [String: JSONValue]
+            switch rule.subject {
+            case .uid(let id):
+                subject = ["kind": "uid", "id": .integer(Int64(id))]
+                if let entry = getpwuid(id) { subject["name"] = .string(String(cString: entry.pointee.pw_name)) }
+            case .gid(let id):
+                subject = ["kind": "gid", "id": .integer(Int64(id))]
+                if let entry = getgrgid(id) { subject["name"] = .string(String(cString: entry.pointee.gr_name)) }
+            }
+            return ["subject": .object(subject), "tenant": .string(rule.tenant), "methods": .array(rule.methods.map(JSONValue.string))]
         }
 
         static func name(of subject: AccessRule.Subject) -> String {

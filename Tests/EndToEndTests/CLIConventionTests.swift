@@ -63,6 +63,12 @@ import Testing
         #expect(namespaces.status == 0, "\(namespaces.stderr)")
         let rules = try await runBroker(["access", "list"], environment: daemon.environment)
         #expect(rules.stdout.contains("t9") && rules.stdout.contains("token.*,marketing.*,sobot.request"), "\(rules.stdout)")
+        let listed = try JSONParser.parse(Array(try await runBroker(["access", "list", "--json"], environment: daemon.environment).stdout.utf8))
+        let entries = listed["rules"]?.arrayValue ?? []
+        let tenants: [String] = entries.compactMap { $0["tenant"]?.stringValue }.sorted()
+        #expect(tenants == ["t0", "t9"], "\(listed)")
+        #expect(entries.allSatisfy { $0["subject"]?["kind"] == "uid" && $0["subject"]?["id"] == 4242 })
+        #expect(entries.first { $0["tenant"] == "t0" }?["methods"] == ["token.*", "marketing.*", "sobot.request"])
 
         let metrics = try await runBroker(["call", "broker.metrics"], environment: daemon.environment)
         #expect(metrics.status == 0)
