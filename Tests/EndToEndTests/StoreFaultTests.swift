@@ -14,7 +14,9 @@ import Testing
 
         // A refresh already sent upstream when another process (a backup job, a sqlite3 shell) takes
         // the write lock past the busy timeout: its token is served although it cannot be stored.
-        daemon.simulator.fault = .latency(milliseconds: 2500)
+        // The upstream holds the reply 6 s so that the lock is surely taken before the token is saved:
+        // with 2.5 s, a loaded test process once took the lock only after the save (CI, 2026-11-30).
+        daemon.simulator.fault = .latency(milliseconds: 6000)
         let sent = daemon.simulator.tokenRequestCount
         async let refreshed = daemon.call("token.invalidate", ["tenant": "t0", "token": .string(first)])
         let reached = await eventually(timeout: 10, interval: 0.005) { daemon.simulator.tokenRequestCount > sent }
