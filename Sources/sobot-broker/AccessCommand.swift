@@ -112,22 +112,24 @@ struct AccessCommand: AsyncParsableCommand {
         }
 
         static func json(_ rule: AccessRule) -> JSONValue {
-            var subject: [String: JSONValue]
-            switch rule.subject {
-            case .uid(let id):
-                subject = ["kind": "uid", "id": .integer(Int64(id))]
-                if let entry = getpwuid(id) { subject["name"] = .string(String(cString: entry.pointee.pw_name)) }
-            case .gid(let id):
-                subject = ["kind": "gid", "id": .integer(Int64(id))]
-                if let entry = getgrgid(id) { subject["name"] = .string(String(cString: entry.pointee.gr_name)) }
-            }
+            let account = Self.account(of: rule.subject)
+            var subject: [String: JSONValue] = ["kind": .string(account.kind), "id": .integer(Int64(account.id))]
+            if let name = account.name { subject["name"] = .string(name) }
             return ["subject": .object(subject), "tenant": .string(rule.tenant), "methods": .array(rule.methods.map(JSONValue.string))]
         }
 
         static func name(of subject: AccessRule.Subject) -> String {
+            let account = Self.account(of: subject)
+            guard let name = account.name else { return "\(account.kind) \(account.id)" }
+            return "\(account.kind == "uid" ? "user" : "group") \(name) (\(account.id))"
+        }
+
+        /// The subject's kind (`uid` or `gid`), id, and the system's name for it if it has one: what
+        /// both listings show.
+        private static func account(of subject: AccessRule.Subject) -> (kind: String, id: UInt32, name: String?) {
             switch subject {
-            case .uid(let id): getpwuid(id).map { "user \(String(cString: $0.pointee.pw_name)) (\(id))" } ?? "uid \(id)"
-            case .gid(let id): getgrgid(id).map { "group \(String(cString: $0.pointee.gr_name)) (\(id))" } ?? "gid \(id)"
+            case .uid(let id): ("uid", id, getpwuid(id).map { String(cString: $0.pointee.pw_name) })
+            case .gid(let id): ("gid", id, getgrgid(id).map { String(cString: $0.pointee.gr_name) })
             }
         }
     }
