@@ -1,8 +1,8 @@
 import BrokerModuleSDK
 
 /// `sobot.request`: any Sobot v5 business endpoint through the broker, which adds the token and
-/// handles `900002` (refresh, retry once). A module on the same SDK as every other, so README's
-/// module recipe is the one the broker itself follows.
+/// handles `900002` (refresh, retry once). A module on the same SDK as every other, so the module
+/// recipe in docs/modules.md is the one the broker itself follows.
 public struct SobotRequestModule: EndpointModule {
     public let name = "sobot"
     public let status = ModuleStatus.active

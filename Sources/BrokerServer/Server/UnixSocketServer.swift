@@ -10,7 +10,7 @@ import ServiceLifecycle
 /// Connections are served by `SocketLoop`s, epoll loops of our own, each on its own thread: a cached
 /// `token.get` is answered there from pre-encoded bytes, and anything else goes to the dispatcher on
 /// the cooperative pool. (SwiftNIO's per-event machinery cost more than the rest of the request
-/// together; see README's performance section.) On graceful shutdown the server stops accepting,
+/// together; see docs/performance.md.) On graceful shutdown the server stops accepting,
 /// lets each connection finish the requests it already sent (bounded by `drainTimeout`), closes
 /// them, and removes the socket file.
 public final class UnixSocketServer: Service, Sendable {
@@ -20,7 +20,7 @@ public final class UnixSocketServer: Service, Sendable {
         public var drainTimeout: Double = 10
         public var socketMode: mode_t = 0o600
         /// Socket loops (threads) serving connections. One answers a few hundred thousand cached
-        /// `token.get`s a second; more pay only where cores sit idle (see README's performance section).
+        /// `token.get`s a second; more pay only where cores sit idle (see docs/performance.md).
         public var socketThreads = 1
         /// When set, the socket is mode 0660 and owned by this group, so its members can connect.
         public var socketGroup: gid_t?
