@@ -7,7 +7,7 @@ struct DaemonClient {
     let client: SobotBrokerClient
 
     init(options: HomeOptions) {
-        self.client = SobotBrokerClient(socketPath: options.paths.socket, timeoutSeconds: 120)
+        self.client = SobotBrokerClient(socketPath: options.daemonSocket, timeoutSeconds: 120)
     }
 
     init(client: SobotBrokerClient) {

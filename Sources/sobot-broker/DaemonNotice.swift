@@ -5,7 +5,7 @@ import BrokerServer
 enum DaemonNotice {
     /// Text to append to the command's output: what happened to the daemon, if one runs.
     static func reload(_ options: HomeOptions) -> String {
-        switch try? BrokerClient(socketPath: options.paths.socket, timeoutSeconds: 10).call("broker.reload") {
+        switch try? BrokerClient(socketPath: options.daemonSocket, timeoutSeconds: 10).call("broker.reload") {
         case .success?: return "; the running daemon reloaded"
         case .failure(let error)?: return "; the running daemon did not reload (\(error.message)); it will notice within seconds"
         case nil: return ""

@@ -14,9 +14,11 @@ struct LogOptions: ParsableArguments {
     }
 
     /// Bootstraps swift-log once for the process and returns the broker's logger.
-    func makeLogger(label: String = "sobot-broker", defaultLevel: Logger.Level = .info) -> Logger {
+    /// - Parameter configured: the config file's `log-level`, below the flag and the environment.
+    func makeLogger(label: String = "sobot-broker", defaultLevel: Logger.Level = .info, configured: String? = nil) -> Logger {
         let level = self.logLevel.flatMap(Logger.Level.init(rawValue:))
             ?? Environment.variables["SOBOT_BROKER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+            ?? configured.flatMap(Logger.Level.init(rawValue:))
             ?? defaultLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

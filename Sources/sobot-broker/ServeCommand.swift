@@ -12,44 +12,44 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var options: HomeOptions
     @OptionGroup var logging: LogOptions
 
-    @Option(help: "Seconds to let in-flight requests finish on shutdown.")
-    var drainTimeout: Double = 10
+    @Option(help: "Seconds to let in-flight requests finish on shutdown (default: 10).")
+    var drainTimeout: Double?
 
-    @Option(help: "Background token fetches (start-up acquisition, refreshes) per second per region.")
-    var backgroundRate: Double = 20
+    @Option(help: "Background token fetches (start-up acquisition, refreshes) per second per region (default: 20).")
+    var backgroundRate: Double?
 
-    @Option(help: "Background token fetches in flight at once per region.")
-    var backgroundConcurrency: Int = 4
+    @Option(help: "Background token fetches in flight at once per region (default: 4).")
+    var backgroundConcurrency: Int?
 
     @Option(help: "Make the socket 0660 and owned by this group, so its members can connect (access rules still apply).")
     var socketGroup: String?
 
-    @Option(help: "Serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9464). HOST must be loopback unless --metrics-listen-any.")
+    @Option(help: "Serve Prometheus metrics, /healthz and /readyz over HTTP at HOST:PORT (e.g. 127.0.0.1:9464). HOST must be loopback unless --metrics-listen-any.")
     var metricsListen: String?
 
     @Flag(help: "Allow --metrics-listen on an address other hosts can reach (metrics are unauthenticated).")
     var metricsListenAny = false
 
-    @Option(help: "Metrics connections open at once; further ones are closed at once.")
-    var metricsMaxConnections: Int = 64
+    @Option(help: "Metrics connections open at once; further ones are closed at once (default: 64).")
+    var metricsMaxConnections: Int?
 
-    @Option(help: "Seconds a metrics connection may take to send a request (or stay idle) before it is closed.")
-    var metricsTimeout: Double = 10
+    @Option(help: "Seconds a metrics connection may take to send a request (or stay idle) before it is closed (default: 10).")
+    var metricsTimeout: Double?
 
-    @Option(help: "Connections beyond this get an error and are closed; the last 1/64 (at most 64) are kept for the broker's own user and root.")
-    var maxConnections: Int = 4096
+    @Option(help: "Connections beyond this get an error and are closed; the last 1/64 (at most 64) are kept for the broker's own user and root (default: 4096).")
+    var maxConnections: Int?
 
-    @Option(help: "Connections one user (other than the broker's own and root) may hold at once.")
-    var maxConnectionsPerUid: Int = 256
+    @Option(help: "Connections one user (other than the broker's own and root) may hold at once (default: 256).")
+    var maxConnectionsPerUid: Int?
 
-    @Option(help: "Seconds after which a connection with nothing in flight is closed (0: never).")
-    var idleTimeout: Double = 300
+    @Option(help: "Seconds after which a connection with nothing in flight is closed (0: never; default: 300).")
+    var idleTimeout: Double?
 
-    @Option(help: "MiB of request data (unfinished lines, lines waiting to be answered) all connections may hold together.")
-    var maxRequestMemory: Int = 256
+    @Option(help: "MiB of request data (unfinished lines, lines waiting to be answered) all connections may hold together (default: 256).")
+    var maxRequestMemory: Int?
 
-    @Option(help: "Threads serving the socket. One answers a few hundred thousand cached token.gets a second; add more only where cores sit idle.")
-    var threads: Int = 1
+    @Option(help: "Threads serving the socket. One answers a few hundred thousand cached token.gets a second; add more only where cores sit idle (default: 1).")
+    var threads: Int?
 
     @Option(
         name: .customLong("http-proxy"),
@@ -57,80 +57,36 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var httpProxy: [String] = []
 
-    @Option(help: "Connections the HTTP proxy holds open at once; further ones are closed at once.")
-    var proxyMaxConnections: Int = 1024
+    @Option(help: "Connections the HTTP proxy holds open at once; further ones are closed at once (default: 1024).")
+    var proxyMaxConnections: Int?
 
-    @Option(help: "Comma-separated endpoint modules to serve (default: $SOBOT_BROKER_MODULES, else all built-in).")
+    @Option(help: "Comma-separated endpoint modules to serve (default: $SOBOT_BROKER_MODULES, else config modules, else all built-in).")
     var modules: String?
 
     func validate() throws {
-        guard self.backgroundRate > 0 else { throw ValidationError("--background-rate must be positive") }
-        guard self.backgroundConcurrency > 0 else { throw ValidationError("--background-concurrency must be positive") }
-        if let listen = self.metricsListen {
-            do {
-                _ = try MetricsListenAddress(parsing: listen, allowingAny: self.metricsListenAny)
-            } catch {
-                throw ValidationError(error.description)
-            }
+        do {
+            _ = try ServeSettings(self, config: self.options.configFile)
+        } catch {
+            throw error.exit
         }
-        guard (1...10_000).contains(self.metricsMaxConnections) else { throw ValidationError("--metrics-max-connections must be 1-10000") }
-        guard self.metricsTimeout > 0, self.metricsTimeout <= 3600 else { throw ValidationError("--metrics-timeout must be more than 0 and at most 3600 seconds") }
-        guard (1...1_000_000).contains(self.maxConnections) else { throw ValidationError("--max-connections must be 1-1000000") }
-        guard (1...1_000_000).contains(self.maxConnectionsPerUid) else { throw ValidationError("--max-connections-per-uid must be 1-1000000") }
-        guard self.idleTimeout >= 0, self.idleTimeout <= 86_400 * 365 else { throw ValidationError("--idle-timeout must be 0 (never) or at most a year of seconds") }
-        guard (1...65536).contains(self.maxRequestMemory) else { throw ValidationError("--max-request-memory must be 1-65536 (MiB)") }
-        guard (1...256).contains(self.threads) else { throw ValidationError("--threads must be 1-256") }
-        guard self.drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
-        for address in self.httpProxy {
-            do {
-                _ = try ProxyListenAddress(parsing: address)
-            } catch {
-                throw ValidationError(error.description)
-            }
-        }
-        guard (1...100_000).contains(self.proxyMaxConnections) else { throw ValidationError("--proxy-max-connections must be 1-100000") }
-        let known = Set(BuiltinModules.all.map(\.name))
-        for name in self.enabledModules ?? [] where !known.contains(name) {
-            throw ValidationError("unknown module \"\(name)\" (built in: \(known.sorted().joined(separator: ", ")))")
-        }
-    }
-
-    private var enabledModules: Set<String>? {
-        guard let list = self.modules ?? Environment.variables["SOBOT_BROKER_MODULES"] else { return nil }
-        return Set(list.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
     }
 
     func run() async throws {
         // Everything the daemon creates (database, WAL, lock) is private to its user.
         umask(0o077)
-        Self.raiseFileLimit(
-            toServe: self.maxConnections + (self.metricsListen == nil ? 0 : self.metricsMaxConnections) + (self.httpProxy.isEmpty ? 0 : self.proxyMaxConnections)
-        )
-        let logger = self.logging.makeLogger()
-        var configuration = BrokerDaemon.Configuration(paths: self.options.paths, regions: try Environment.regions())
-        if case .postgres(let url) = try self.options.storeLocation {
-            configuration.databaseURL = url
-            configuration.environment = Environment.variables
-        }
+        let config = self.options.configFile
+        let settings = try ServeSettings(self, config: config)
+        Self.raiseFileLimit(toServe: settings.descriptorsNeeded)
+        let logger = self.logging.makeLogger(configured: config.string("log-level"))
+        let regions = try self.options.regions()
+        var configuration = BrokerDaemon.Configuration(paths: self.options.paths, regions: regions)
+        let store = try self.options.storeLocation
+        if case .postgres(let url) = store { configuration.databaseURL = url }
+        configuration.environment = Environment.variables
         configuration.modules = BuiltinModules.all
-        configuration.enabledModules = self.enabledModules
-        configuration.drainTimeout = self.drainTimeout
-        configuration.socketThreads = self.threads
-        configuration.maximumConnections = self.maxConnections
-        configuration.maximumConnectionsPerUID = self.maxConnectionsPerUid
-        configuration.idleTimeout = self.idleTimeout == 0 ? .infinity : self.idleTimeout
-        configuration.maximumHeldRequestBytes = self.maxRequestMemory << 20
-        configuration.metricsListen = try self.metricsListen.map { try MetricsListenAddress(parsing: $0, allowingAny: self.metricsListenAny) }
-        configuration.httpProxy = try self.httpProxy.map { try ProxyListenAddress(parsing: $0) }
-        configuration.proxyLimits.maximumConnections = self.proxyMaxConnections
-        configuration.metricsLimits.maximumConnections = self.metricsMaxConnections
-        configuration.metricsLimits.timeout = self.metricsTimeout
-        if let name = self.socketGroup {
-            guard let group = getgrnam(name) else { throw CLIError("no such group: \(name)") }
-            configuration.socketGroup = group.pointee.gr_gid
-        }
-        configuration.policy.backgroundRatePerRegion = self.backgroundRate
-        configuration.policy.backgroundConcurrencyPerRegion = self.backgroundConcurrency
+        settings.apply(to: &configuration)
+        ServeStartupLog(config: config, regions: regions, settings: settings, store: store, paths: configuration.paths).write(to: logger)
+        configuration.onHangup = { [self] in ServeConfigReload.check(command: self, running: settings, regions: regions, logger: logger) }
         let daemon = try await BrokerDaemon(configuration: configuration, logger: logger)
         try await daemon.run()
     }

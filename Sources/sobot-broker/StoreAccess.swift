@@ -10,8 +10,9 @@ enum StoreLocation {
 }
 
 extension HomeOptions {
-    /// `--database-url`, else `SOBOT_BROKER_DATABASE_URL`: a `postgres://` or `postgresql://` URL selects
-    /// PostgreSQL. A password is taken from the environment only, never from argv (where `ps` shows it).
+    /// `--database-url`, else `SOBOT_BROKER_DATABASE_URL`, else the config file's `database-url`: a
+    /// `postgres://` or `postgresql://` URL selects PostgreSQL. A password is taken from the environment
+    /// or the (private) config file, never from argv (where `ps` shows it).
     var storeLocation: StoreLocation {
         get throws {
             if let text = self.databaseURL {
@@ -25,6 +26,10 @@ extension HomeOptions {
             }
             if let text = Environment.variables["SOBOT_BROKER_DATABASE_URL"], !text.isEmpty {
                 return .postgres(try Self.parse(text, from: "SOBOT_BROKER_DATABASE_URL"))
+            }
+            let config = self.configFile
+            if let text = config.string("database-url") {
+                return .postgres(try Self.parse(text, from: "config file " + config.culprit("database-url")))
             }
             return .sqlite
         }

@@ -45,7 +45,7 @@ struct TenantAddCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let regions = try Environment.regions()
+        let regions = try self.options.regions()
         guard regions.baseURL(for: self.region) != nil else {
             throw CLIError(regions.unknownRegionMessage(self.region))
         }
@@ -88,7 +88,7 @@ struct TenantImportCommand: AsyncParsableCommand {
 
     func run() async throws {
         let definitions: [TenantDefinition]
-        let regions = try Environment.regions()
+        let regions = try self.options.regions()
         do {
             definitions = try TenantImportFile.load(path: self.file, environment: Environment.variables, regions: regions)
         } catch {

@@ -36,6 +36,8 @@ public enum SobotReturnCode {
     public static let unknownError = "999999"
 
     static let recoverable: Set<String> = [unknownError]
+    /// Refusals only an operator can fix: the signature (appid or key), the company's API set-up, the edition.
+    static let credentialProblems: Set<String> = [signatureError, noAPIConfiguration, editionNotAllowed]
 
     public static func meaning(of code: String) -> String {
         switch code {

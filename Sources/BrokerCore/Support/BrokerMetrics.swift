@@ -13,6 +13,21 @@ public enum BrokerMetrics {
     public static let tokens = "sobot_broker_tokens"
     /// Open client connections.
     public static let connections = "sobot_broker_connections"
+    /// Keys whose last fetch failed, by region and `TokenError.failureClass`; set when metrics are read.
+    public static let failingCredentials = "sobot_broker_failing_credentials"
+    /// Seconds until the soonest expiry of any held token (0 when one has expired or none is held).
+    public static let soonestExpiry = "sobot_broker_token_soonest_expiry_seconds"
+
+    /// The `# HELP` text of each of the broker's metrics.
+    public static let help: [String: String] = [
+        rpcRequests: "JSON-RPC requests by method and outcome (ok or the error code).",
+        upstreamCalls: "Calls to Sobot by region, endpoint and outcome (ok, rejected, unavailable), in seconds.",
+        tokenFetches: "get_token fetches by region, outcome and kind (background or on_demand).",
+        tokens: "Tokens held, by state (valid, stale, expired, missing).",
+        connections: "Open client connections.",
+        failingCredentials: "Credentials whose last token fetch failed, by region and failure class.",
+        soonestExpiry: "Seconds until the soonest expiry of any held token; 0 when one has expired or none is held.",
+    ]
 
     static func recordUpstreamCall(region: String, endpoint: String, outcome: String, duration: Duration) {
         Timer(label: Self.upstreamCalls, dimensions: [("region", region), ("endpoint", endpoint), ("outcome", outcome)])

@@ -17,7 +17,14 @@ public struct RegionDirectory: Sendable, Equatable {
     /// once, and each URL `http(s)://host[:port][/path]` with nothing else in it (a `;` instead of
     /// a comma is refused rather than read as part of the first URL).
     public init(overrides: String?) throws(RegionConfigError) {
+        try self.init(configured: [], overrides: overrides)
+    }
+
+    /// The built-ins, then the config file's `[regions]` (already checked), then the environment's
+    /// overrides: a region named in several places takes the last one's URL.
+    public init(configured: [(region: String, url: String)], overrides: String?) throws(RegionConfigError) {
         self.init()
+        for (region, url) in configured { self.baseURLs[region] = url }
         guard let overrides, !overrides.isEmpty else { return }
         var seen = Set<String>()
         for entry in overrides.split(separator: ",", omittingEmptySubsequences: false) {
@@ -97,7 +104,7 @@ public struct RegionDirectory: Sendable, Equatable {
 
     /// Why `region` is refused, with the known names and how to add one.
     public func unknownRegionMessage(_ region: String) -> String {
-        "unknown region \"\(region)\" (known: \(self.names.joined(separator: ", ")); add others with SOBOT_BROKER_REGION_URLS)"
+        "unknown region \"\(region)\" (known: \(self.names.joined(separator: ", ")); add others in config.toml [regions] or SOBOT_BROKER_REGION_URLS)"
     }
 }
 

@@ -22,4 +22,21 @@ public enum TokenError: Error, Sendable, Equatable, CustomStringConvertible {
         case .uncoordinated(let reason): "no token available: \(reason)"
         }
     }
+
+    /// A bounded name for what kind of failure this is, for metrics and alerts: `credential` (Sobot
+    /// refuses the appid or key: an operator must act), `rejected` (another refusal), `unavailable`,
+    /// `store`, `coordination` or `other`.
+    public var failureClass: String {
+        switch self {
+        case .upstream(.rejected(let code, _)) where SobotReturnCode.credentialProblems.contains(code): "credential"
+        case .upstream(.rejected): "rejected"
+        case .upstream(.unavailable): "unavailable"
+        case .storage: "store"
+        case .uncoordinated: "coordination"
+        case .unknownTenant, .unknownRegion, .regionRequired: "other"
+        }
+    }
+
+    /// Every value `failureClass` takes, so each can be reported (as 0 too).
+    public static let failureClasses = ["credential", "rejected", "unavailable", "store", "coordination", "other"]
 }

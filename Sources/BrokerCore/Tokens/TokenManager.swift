@@ -516,7 +516,8 @@ public actor TokenManager: Service {
                     .map { $0 + unixOffset },
                 lastRefreshAt: slot.lastRefreshAt,
                 consecutiveFailures: slot.failures,
-                lastError: slot.lastError.map { "\($0)" }
+                lastError: slot.lastError.map { "\($0)" },
+                failureClass: slot.lastError?.failureClass
             )
         }.sorted { $0.key < $1.key }
     }

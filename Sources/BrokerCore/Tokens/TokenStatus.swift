@@ -9,6 +9,8 @@ public struct TokenStatus: Sendable {
     public var consecutiveFailures: Int
     /// The last upstream or store error, secret-free; nil after a success.
     public var lastError: String?
+    /// `TokenError.failureClass` of the last error; nil after a success.
+    public var failureClass: String?
 }
 
 public enum TokenState: String, Sendable {

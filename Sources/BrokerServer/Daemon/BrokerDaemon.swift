@@ -33,8 +33,12 @@ public final class BrokerDaemon: Sendable {
         public var metricsLimits = MetricsHTTPServer.Limits()
         /// A PostgreSQL database shared with the other brokers of a cluster; nil: the home's SQLite file.
         public var databaseURL: DatabaseURL?
-        /// Where a database password is looked up when the URL has none (`PGPASSWORD`).
+        /// The process environment: where a database password is looked up when the URL has none
+        /// (`PGPASSWORD`), and systemd's `NOTIFY_SOCKET`.
         public var environment: [String: String] = [:]
+        /// Called on SIGHUP before the reload, for what the daemon's owner reloads itself (the CLI
+        /// re-reads its config file).
+        public var onHangup: (@Sendable () -> Void)?
 
         public init(paths: BrokerPaths, regions: RegionDirectory) {
             self.paths = paths
@@ -55,7 +59,7 @@ public final class BrokerDaemon: Sendable {
     public init(configuration: Configuration, logger: Logger) async throws {
         let home = BrokerHome(paths: configuration.paths)
         guard FileIO.exists(configuration.paths.home) else { throw HomeError.notInitialized(configuration.paths.home) }
-        self.lock = try ServeLock.acquire(at: configuration.paths.serveLock)
+        self.lock = try ServeLock.acquire(at: configuration.paths.serveLock, socket: configuration.paths.socket)
         try UnixSocketServer.checkSocketPath(configuration.paths.socket)
         let registry = try ModuleRegistry(configuration.modules, enabled: configuration.enabledModules)
         let client = SobotClient(regions: configuration.regions, timeouts: configuration.timeouts, logger: logger)
@@ -142,6 +146,13 @@ public final class BrokerDaemon: Sendable {
         serverConfiguration.maximumConnectionsPerUID = configuration.maximumConnectionsPerUID
         serverConfiguration.idleTimeout = configuration.idleTimeout
         serverConfiguration.maximumHeldRequestBytes = configuration.maximumHeldRequestBytes
+        let systemd = SystemdNotifier(environment: configuration.environment)
+        let listening = ReadinessFlag()
+        serverConfiguration.onListening = {
+            listening.set()
+            systemd.ready()
+        }
+        serverConfiguration.onShutdown = { systemd.stopping() }
         let server = UnixSocketServer(
             configuration: serverConfiguration,
             dispatcher: dispatcher,
@@ -153,7 +164,10 @@ public final class BrokerDaemon: Sendable {
         )
         let reload = BrokerReload(store: store, tokens: tokens, access: access, clientKeys: clientKeys)
         let hangup = HangupReload(
-            reload: { [backend] in
+            reload: { [backend, onHangup = configuration.onHangup] in
+                systemd.reloading()
+                defer { systemd.ready() }
+                onHangup?()
                 backend.reloadKeyring(try home.loadKeyring())
                 try await reload()
             },
@@ -166,7 +180,14 @@ public final class BrokerDaemon: Sendable {
         // refresher stops.
         var services: [any Service] = [tokens, audit, usage] + watchers
         if let listen = configuration.metricsListen {
-            services.append(MetricsHTTPServer(address: listen, limits: configuration.metricsLimits, exporter: exporter, logger: logger))
+            let readiness: @Sendable () async -> String? = { [store] in
+                guard listening.isSet else { return "the socket is not listening yet" }
+                guard (try? await store.changeMarker()) != nil else { return "the store does not answer" }
+                return nil
+            }
+            services.append(
+                MetricsHTTPServer(address: listen, limits: configuration.metricsLimits, exporter: exporter, readiness: readiness, logger: logger)
+            )
         }
         services.append(server)
         if let proxy { services.append(proxy) }

@@ -6,7 +6,9 @@ import ServiceLifecycle
 import Synchronization
 
 /// `serve --metrics-listen HOST:PORT`: Prometheus text at `GET /metrics` over plain HTTP, for a
-/// scraper on the same host. Nothing else is served.
+/// scraper on the same host, and probes for orchestrators: `GET /healthz` (200 while the process
+/// serves HTTP at all) and `GET /readyz` (200 once the socket listens with every stored token loaded and
+/// while the store answers; 503 with the reason otherwise). Nothing else is served.
 ///
 /// Any local user can connect, so what a connection can hold is bounded (`Limits`): past
 /// `maximumConnections` open ones a new connection is closed at once, a connection gets
@@ -29,12 +31,21 @@ public struct MetricsHTTPServer: Service {
     let address: MetricsListenAddress
     let limits: Limits
     let exporter: MetricsExporter
+    /// nil when ready, else why not (one line).
+    let readiness: @Sendable () async -> String?
     let logger: Logger
 
-    public init(address: MetricsListenAddress, limits: Limits = Limits(), exporter: MetricsExporter, logger: Logger) {
+    public init(
+        address: MetricsListenAddress,
+        limits: Limits = Limits(),
+        exporter: MetricsExporter,
+        readiness: @escaping @Sendable () async -> String? = { nil },
+        logger: Logger
+    ) {
         self.address = address
         self.limits = limits
         self.exporter = exporter
+        self.readiness = readiness
         self.logger = logger
     }
 
@@ -100,17 +111,33 @@ public struct MetricsHTTPServer: Service {
                 case .body: continue
                 case .end:
                     guard let requestHead = head else { continue }
-                    let found = requestHead.method == .GET && requestHead.uri.split(separator: "?").first == "/metrics"
-                    let body = found ? await self.exporter.render() : "not found\n"
+                    let (status, contentType, body) = await self.answer(requestHead)
                     var headers = HTTPHeaders()
-                    headers.add(name: "content-type", value: found ? "text/plain; version=0.0.4" : "text/plain")
+                    headers.add(name: "content-type", value: contentType)
                     headers.add(name: "content-length", value: String(body.utf8.count))
-                    try await outbound.write(.head(HTTPResponseHead(version: requestHead.version, status: found ? .ok : .notFound, headers: headers)))
+                    try await outbound.write(.head(HTTPResponseHead(version: requestHead.version, status: status, headers: headers)))
                     try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body))))
                     try await outbound.write(.end(nil))
                     if !requestHead.isKeepAlive { return }
                 }
             }
+        }
+    }
+}
+
+extension MetricsHTTPServer {
+    private func answer(_ head: HTTPRequestHead) async -> (HTTPResponseStatus, String, String) {
+        guard head.method == .GET else { return (.methodNotAllowed, "text/plain", "method not allowed\n") }
+        switch head.uri.split(separator: "?", omittingEmptySubsequences: false).first {
+        case "/metrics":
+            return (.ok, "text/plain; version=0.0.4", await self.exporter.render())
+        case "/healthz":
+            return (.ok, "text/plain", "ok\n")
+        case "/readyz":
+            if let reason = await self.readiness() { return (.serviceUnavailable, "text/plain", "not ready: \(reason)\n") }
+            return (.ok, "text/plain", "ready\n")
+        default:
+            return (.notFound, "text/plain", "not found\n")
         }
     }
 }

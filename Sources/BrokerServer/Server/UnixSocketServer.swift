@@ -36,6 +36,10 @@ public final class UnixSocketServer: Service, Sendable {
         /// Request bytes (unfinished lines and lines waiting for the general path) the connections of
         /// callers other than the broker's owner and root may hold together; any one uid a quarter of it.
         public var maximumHeldRequestBytes = 256 << 20
+        /// Called as a graceful shutdown begins draining.
+        public var onShutdown: (@Sendable () -> Void)?
+        /// Called once the socket listens, e.g. to tell systemd the daemon is ready.
+        public var onListening: (@Sendable () -> Void)?
 
         public init(socketPath: String) {
             self.socketPath = socketPath
@@ -123,7 +127,9 @@ public final class UnixSocketServer: Service, Sendable {
         }
         let logger = services.logger
         logger.info("listening", metadata: ["socket": "\(path)", "threads": "\(threads)"])
+        self.configuration.onListening?()
         let drainTimeout = self.configuration.drainTimeout
+        let onShutdown = self.configuration.onShutdown
         await withDiscardingTaskGroup { group in
             group.addTask {
                 await withTaskCancellationHandler {
@@ -131,6 +137,7 @@ public final class UnixSocketServer: Service, Sendable {
                         await Self.waitForLoops(loops, services: services)
                     } onGracefulShutdown: {
                         logger.info("draining connections")
+                        onShutdown?()
                         let deadline = clock.monotonicNow() + drainTimeout
                         for loop in loops { loop.post(.drain(deadline: deadline)) }
                     }
