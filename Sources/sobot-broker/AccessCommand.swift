@@ -13,9 +13,9 @@ struct AccessCommand: AsyncParsableCommand {
     /// `--uid | --gid | --user | --group`: exactly one.
     struct SubjectOptions: ParsableArguments {
         @Option(help: "A numeric user id.") var uid: UInt32?
-        @Option(help: "A numeric group id (matched against the caller's primary group).") var gid: UInt32?
+        @Option(help: "A numeric group id (matched against the caller's primary and supplementary groups).") var gid: UInt32?
         @Option(help: "A user name.") var user: String?
-        @Option(help: "A group name (matched against the caller's primary group).") var group: String?
+        @Option(help: "A group name (matched against the caller's primary and supplementary groups, as `id` shows them).") var group: String?
 
         func validate() throws {
             guard [self.uid != nil, self.gid != nil, self.user != nil, self.group != nil].filter({ $0 }).count == 1 else {
@@ -35,11 +35,18 @@ struct AccessCommand: AsyncParsableCommand {
         }
     }
 
-    /// Checks `--tenant` (a tenant id or `*`) and returns the patterns of `--methods`, as every grant
-    /// and client key takes them. Each pattern must name a method the broker serves, a namespace of
-    /// one (`marketing.*`), or `*`: a misspelt method would otherwise grant nothing, silently.
-    static func scope(tenant: String, methods: String) throws -> [String] {
-        guard tenant == "*" || Identifier.isValidTenantID(tenant) else { throw ValidationError("--tenant must be a tenant id or '*'") }
+    /// Checks `--tenant` (a tenant id or `*`; for grants also a prefix pattern like `client-*`) and
+    /// returns the patterns of `--methods`, as every grant and client key takes them. Each pattern must
+    /// name a method the broker serves, a namespace of one (`marketing.*`), or `*`: a misspelt method
+    /// would otherwise grant nothing, silently.
+    static func scope(tenant: String, methods: String, tenantPatterns: Bool = false) throws -> [String] {
+        if tenantPatterns {
+            guard AccessRule.isValidTenantPattern(tenant) else {
+                throw ValidationError("--tenant must be a tenant id, '*', or a tenant-id prefix ending in '*' (client-*)")
+            }
+        } else {
+            guard tenant == "*" || Identifier.isValidTenantID(tenant) else { throw ValidationError("--tenant must be a tenant id or '*'") }
+        }
         guard let patterns = MethodPattern.parseList(methods) else {
             throw ValidationError("--methods must be a comma-separated list like 'token.get,marketing.*'")
         }
@@ -57,7 +64,7 @@ struct AccessCommand: AsyncParsableCommand {
         @OptionGroup var options: HomeOptions
         @OptionGroup var subject: SubjectOptions
 
-        @Option(help: "A tenant id, or '*' for every tenant.")
+        @Option(help: "A tenant id, '*' for every tenant, or a prefix pattern: 'client-*' is every tenant whose id starts with client-.")
         var tenant: String
 
         @Option(help: "Comma-separated methods or namespaces, e.g. 'token.get,marketing.*' (default: token.get).")
@@ -67,18 +74,24 @@ struct AccessCommand: AsyncParsableCommand {
         var force = false
 
         func validate() throws {
-            _ = try AccessCommand.scope(tenant: self.tenant, methods: self.methods)
+            _ = try AccessCommand.scope(tenant: self.tenant, methods: self.methods, tenantPatterns: true)
         }
 
         func run() async throws {
             let subject = try self.subject.resolve()
-            let patterns = try AccessCommand.scope(tenant: self.tenant, methods: self.methods)
+            let patterns = try AccessCommand.scope(tenant: self.tenant, methods: self.methods, tenantPatterns: true)
             let rule = AccessRule(subject: subject, tenant: self.tenant, methods: patterns)
             let tenant = self.tenant
             let force = self.force
             try await self.options.withStore { store in
-                if tenant != "*", !force, try await store.credentialKeys(ofTenant: tenant).isEmpty {
-                    throw CLIError("no tenant \(tenant): import it first, or grant with --force for a tenant about to be imported")
+                if tenant != "*", !force {
+                    if let prefix = rule.tenantPrefix {
+                        guard try await store.summaries().contains(where: { $0.id.hasPrefix(prefix) }) else {
+                            throw CLIError("no tenant matches \(tenant): import one first, or grant with --force for tenants about to be imported")
+                        }
+                    } else if try await store.credentialKeys(ofTenant: tenant).isEmpty {
+                        throw CLIError("no tenant \(tenant): import it first, or grant with --force for a tenant about to be imported")
+                    }
                 }
                 try await store.grant(rule, now: Clock.unixNow)
             }

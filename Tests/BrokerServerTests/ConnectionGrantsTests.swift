@@ -73,16 +73,33 @@ import Testing
             AccessRule(subject: .uid(5001), tenant: "*", methods: ["*"]),
             AccessRule(subject: .gid(701), tenant: "*", methods: ["marketing.*"]),
             AccessRule(subject: .gid(702), tenant: "initech", methods: ["token.getter"]),
+            AccessRule(subject: .gid(703), tenant: "client-*", methods: ["token.get"]),
+            AccessRule(subject: .uid(5004), tenant: "glob*", methods: ["token.get"]),
         ]
         let policy = AccessPolicy(ownerUID: Self.owner, rules: rules)
         let access = AccessControl(policy: policy)
-        let callers: [(UInt32, UInt32)] = [(5000, 700), (5000, 1), (5001, 1), (5002, 701), (5003, 702), (Self.owner, 9), (0, 0), (9999, 9999)]
-        for (uid, gid) in callers {
-            let grants = access.grants(for: PeerCredentials(pid: 1, uid: uid, gid: gid))
-            for tenant in ["acme", "globex", "initech", "other", "*"] {
-                let expected = policy.allows(uid: uid, gid: gid, method: "token.get", scope: .tenants([tenant]))
-                #expect(grants.allowsTokenGet(tenant: tenant) == expected, "uid \(uid) gid \(gid) tenant \(tenant)")
+        let callers: [(UInt32, UInt32, [UInt32])] = [
+            (5000, 700, []), (5000, 1, []), (5001, 1, []), (5002, 701, []), (5003, 702, []), (Self.owner, 9, []), (0, 0, []), (9999, 9999, []),
+            (5005, 5005, [703]), (5006, 5006, [1, 700, 4]), (5004, 1, []), (9998, 9998, [9997]),
+        ]
+        for (uid, gid, supplementary) in callers {
+            let peer = PeerCredentials(pid: 1, uid: uid, gid: gid, supplementaryGroups: supplementary)
+            let grants = access.grants(for: peer)
+            for tenant in ["acme", "globex", "initech", "other", "*", "client-a", "client-", "clients", "glob"] {
+                let expected = policy.allows(uid: uid, groups: peer.groups, method: "token.get", scope: .tenants([tenant]))
+                #expect(grants.allowsTokenGet(tenant: tenant) == expected, "uid \(uid) groups \(peer.groups) tenant \(tenant)")
             }
         }
+        // Supplementary groups and prefix patterns count, and a prefix is a prefix, nothing looser.
+        let member = access.grants(for: PeerCredentials(pid: 1, uid: 5005, gid: 5005, supplementaryGroups: [703]))
+        #expect(member.allowsTokenGet(tenant: "client-a") && !member.allowsTokenGet(tenant: "clients") && !member.allowsTokenGet(tenant: "acme"))
+        #expect(access.grants(for: PeerCredentials(pid: 1, uid: 5006, gid: 5006, supplementaryGroups: [1, 700, 4])).allowsTokenGet(tenant: "acme"))
+        #expect(!access.grants(for: PeerCredentials(pid: 1, uid: 5005, gid: 5005)).allowsTokenGet(tenant: "client-a"))
+        #expect(policy.canSee(tenant: "client-x", uid: 5005, groups: [5005, 703]) && !policy.seesEveryTenant(uid: 5005, groups: [5005, 703]))
+    }
+
+    @Test func tenantPatternsAreIdsStarOrAPrefixThenStar() {
+        for valid in ["acme", "*", "client-*", "a*", "x_y-*"] { #expect(AccessRule.isValidTenantPattern(valid), "\(valid)") }
+        for invalid in ["", "**", "client*x", "*client", "Client-*", "a b*", "c?*"] { #expect(!AccessRule.isValidTenantPattern(invalid), "\(invalid)") }
     }
 }

@@ -53,6 +53,16 @@ import Testing
         #expect(unknownTenant.status == 1 && unknownTenant.stderr.contains("no tenant t9"), "\(unknownTenant.stderr)")
         let forced = try await runBroker(["access", "grant", "--uid", "4242", "--tenant", "t9", "--force"], environment: daemon.environment)
         #expect(forced.status == 0, "\(forced.stderr)")
+        // Prefix patterns: t* covers t0; a pattern nothing matches needs --force; other shapes are refused.
+        let pattern = try await runBroker(["access", "grant", "--uid", "4243", "--tenant", "t*"], environment: daemon.environment)
+        #expect(pattern.status == 0, "\(pattern.stderr)")
+        let unmatched = try await runBroker(["access", "grant", "--uid", "4243", "--tenant", "client-*"], environment: daemon.environment)
+        #expect(unmatched.status == 1 && unmatched.stderr.contains("no tenant matches client-*"), "\(unmatched.stderr)")
+        for shape in ["*t", "t*0", "T*"] {
+            let refused = try await runBroker(["access", "grant", "--uid", "4243", "--tenant", shape], environment: daemon.environment)
+            #expect(refused.status == 64, "\(shape): \(refused.stderr)")
+        }
+        #expect(try await runBroker(["access", "revoke", "--uid", "4243"], environment: daemon.environment).status == 0)
         for methods in ["tokn.get", "nosuch.*", "token.get,marketing.catalog.qery"] {
             let misspelt = try await runBroker(["access", "grant", "--uid", "4242", "--tenant", "t0", "--methods", methods], environment: daemon.environment)
             #expect(misspelt.status == 64 && misspelt.stderr.contains("names no method"), "\(methods): \(misspelt.stderr)")

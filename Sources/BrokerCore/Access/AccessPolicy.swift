@@ -1,5 +1,6 @@
 /// Who may call what. The broker's own uid and root may call everything; anyone else only what a
-/// rule grants to their uid or primary gid (as the kernel reports them for the connection).
+/// rule grants to their uid or to one of their groups, primary or supplementary (as the kernel
+/// reports them for the connection: `SO_PEERCRED`, `SO_PEERGROUPS`).
 public struct AccessPolicy: Sendable {
     /// What a request touches, read from its params.
     public enum Scope: Sendable, Equatable {
@@ -34,9 +35,9 @@ public struct AccessPolicy: Sendable {
         uid == 0 || uid == self.ownerUID
     }
 
-    public func allows(uid: UInt32, gid: UInt32, method: String, scope: Scope) -> Bool {
+    public func allows(uid: UInt32, groups: [UInt32], method: String, scope: Scope) -> Bool {
         if self.isOwner(uid: uid) { return true }
-        let granted = self.rules(uid: uid, gid: gid)
+        let granted = self.rules(uid: uid, groups: groups)
         guard !granted.isEmpty else { return false }
         if Self.basicMethods.contains(method) { return true }
         switch scope {
@@ -49,25 +50,17 @@ public struct AccessPolicy: Sendable {
     }
 
     /// Whether `tenant` shows up in this caller's `tenant.list`.
-    public func canSee(tenant: String, uid: UInt32, gid: UInt32) -> Bool {
-        self.isOwner(uid: uid) || self.rules(uid: uid, gid: gid).contains { $0.covers(tenant: tenant) }
+    public func canSee(tenant: String, uid: UInt32, groups: [UInt32]) -> Bool {
+        self.isOwner(uid: uid) || self.rules(uid: uid, groups: groups).contains { $0.covers(tenant: tenant) }
     }
 
-    /// The tenants this caller may see, or nil for every tenant (the owner, or a `*` rule): what
-    /// `broker.health` counts for them.
-    public func visibleTenants(uid: UInt32, gid: UInt32) -> Set<String>? {
-        if self.isOwner(uid: uid) { return nil }
-        let granted = self.rules(uid: uid, gid: gid)
-        if granted.contains(where: { $0.tenant == "*" }) { return nil }
-        return Set(granted.map(\.tenant))
+    /// Whether the caller sees every tenant (the owner, or a `*` rule); else `canSee` decides per
+    /// tenant: what `broker.health` counts for them.
+    public func seesEveryTenant(uid: UInt32, groups: [UInt32]) -> Bool {
+        self.isOwner(uid: uid) || self.rules(uid: uid, groups: groups).contains { $0.tenant == "*" }
     }
 
-    private func rules(uid: UInt32, gid: UInt32) -> [AccessRule] {
-        self.rules.filter { rule in
-            switch rule.subject {
-            case .uid(let id): id == uid
-            case .gid(let id): id == gid
-            }
-        }
+    private func rules(uid: UInt32, groups: [UInt32]) -> [AccessRule] {
+        self.rules.filter { $0.applies(uid: uid, groups: groups) }
     }
 }

@@ -1,4 +1,6 @@
-/// A grant: a uid or gid may call `methods` for `tenant` (`*` for every tenant).
+/// A grant: a uid or gid may call `methods` for `tenant`: one tenant id, `*` for every tenant, or a
+/// prefix pattern such as `client-*` (every tenant whose id starts with `client-`). Tenant ids never
+/// hold `*`, so a pattern cannot be mistaken for an id.
 public struct AccessRule: Sendable, Equatable {
     public enum Subject: Sendable, Hashable, CustomStringConvertible {
         case uid(UInt32)
@@ -14,7 +16,7 @@ public struct AccessRule: Sendable, Equatable {
 
     public var id: Int64
     public var subject: Subject
-    /// A tenant id, or `*`.
+    /// A tenant id, `*`, or `prefix*`.
     public var tenant: String
     /// Method patterns (see `MethodPattern`).
     public var methods: [String]
@@ -31,7 +33,29 @@ public struct AccessRule: Sendable, Equatable {
     }
 
     public func covers(tenant: String) -> Bool {
-        self.tenant == "*" || self.tenant == tenant
+        if let prefix = self.tenantPrefix { return tenant.hasPrefix(prefix) }
+        return self.tenant == tenant
+    }
+
+    /// What a `*` or `prefix*` rule requires a tenant id to start with; nil for a single tenant.
+    public var tenantPrefix: String? {
+        self.tenant.hasSuffix("*") ? String(self.tenant.dropLast()) : nil
+    }
+
+    /// Whether `text` is what a rule's tenant may be: a tenant id, `*`, or a tenant-id prefix then `*`.
+    public static func isValidTenantPattern(_ text: String) -> Bool {
+        guard text.hasSuffix("*") else { return Identifier.isValidTenantID(text) }
+        let prefix = text.dropLast()
+        return prefix.isEmpty || Identifier.isValidTenantID(String(prefix))
+    }
+
+    /// Whether the rule is for this uid, or for one of these groups (the caller's primary and
+    /// supplementary groups, as the kernel reports them for the connection).
+    public func applies(uid: UInt32, groups: [UInt32]) -> Bool {
+        switch self.subject {
+        case .uid(let id): id == uid
+        case .gid(let id): groups.contains(id)
+        }
     }
 }
 

@@ -48,11 +48,12 @@ public struct BrokerConfigFile: Sendable {
         BrokerConfigFile(path: path, entries: [:], regionURLs: [])
     }
 
-    /// Reads and checks `path`. A missing file is nil unless `required` (the file was named explicitly).
+    /// Reads and checks `path`. A missing file is nil unless `required` (the file was named explicitly);
+    /// so is a default path in a home this user cannot enter (a client of another user's daemon).
     public static func load(path: String, required: Bool) throws(ConfigFileError) -> BrokerConfigFile? {
         var status = stat()
         guard stat(path, &status) == 0 else {
-            if errno == ENOENT, !required { return nil }
+            if !required, [ENOENT, ENOTDIR, EACCES].contains(errno) { return nil }
             throw ConfigFileError(path: path, message: errno == ENOENT ? "no such file" : "cannot read (\(String(cString: strerror(errno))))")
         }
         guard status.st_mode & S_IFMT == S_IFREG else { throw ConfigFileError(path: path, message: "not a regular file") }

@@ -536,17 +536,14 @@ public actor TokenManager: Service {
 
     /// How many of `tenants` are tracked, and how many valid tokens they hold: `broker.health` for
     /// a caller who may see only those. Costs a lookup per named tenant, not a scan of every key.
-    public func counts(of tenants: Set<String>) -> (tenants: Int, validTokens: Int) {
+    public func counts(visible: (String) -> Bool) -> (tenants: Int, validTokens: Int) {
         let now = self.clock.monotonicNow()
-        var tracked = 0
+        var tenants = Set<String>()
         var valid = 0
-        for tenant in tenants {
-            let regions = self.cache.regions(of: tenant)
-            if !regions.isEmpty { tracked += 1 }
-            for region in regions where self.heldToken(for: TokenKey(tenant: tenant, region: region))?.isFresh(at: now) == true {
-                valid += 1
-            }
+        for key in self.slots.keys where visible(key.tenant) {
+            tenants.insert(key.tenant)
+            if self.heldToken(for: key)?.isFresh(at: now) == true { valid += 1 }
         }
-        return (tracked, valid)
+        return (tenants.count, valid)
     }
 }

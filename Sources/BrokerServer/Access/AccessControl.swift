@@ -42,7 +42,7 @@ public final class AccessControl: Sendable {
     /// The caller's `token.get` grants under the current policy, stamped with its generation.
     public func grants(for peer: PeerCredentials) -> ConnectionGrants {
         self.policy.withLock { policy in
-            ConnectionGrants(policy: policy, uid: peer.uid, gid: peer.gid, generation: self.reloads.load(ordering: .relaxed))
+            ConnectionGrants(policy: policy, uid: peer.uid, groups: peer.groups, generation: self.reloads.load(ordering: .relaxed))
         }
     }
 
@@ -55,6 +55,6 @@ public final class AccessControl: Sendable {
     public var current: AccessPolicy { self.policy.withLock { $0 } }
 
     public func allows(_ peer: PeerCredentials, method: String, scope: AccessPolicy.Scope) -> Bool {
-        self.policy.withLock { $0.allows(uid: peer.uid, gid: peer.gid, method: method, scope: scope) }
+        self.policy.withLock { $0.allows(uid: peer.uid, groups: peer.groups, method: method, scope: scope) }
     }
 }

@@ -13,44 +13,38 @@ public struct ConnectionGrants: Sendable, Equatable {
     public let isOwner: Bool
     /// A rule for tenant `*` allows `token.get`.
     public let everyTenant: Bool
-    /// Tenants a rule for this uid or primary gid names and whose methods allow `token.get`.
+    /// Tenants a rule for this uid or one of its groups names and whose methods allow `token.get`.
     public let tenants: Set<String>
+    /// The prefixes of such rules' `prefix*` patterns (usually none).
+    public let tenantPrefixes: [String]
 
-    /// The grants `policy` gives the caller `uid`/`gid`, stamped with `generation`.
-    public init(policy: AccessPolicy, uid: UInt32, gid: UInt32, generation: UInt64) {
+    /// The grants `policy` gives the caller `uid` in `groups`, stamped with `generation`.
+    public init(policy: AccessPolicy, uid: UInt32, groups: [UInt32], generation: UInt64) {
         self.generation = generation
         self.isOwner = policy.isOwner(uid: uid)
         var everyTenant = false
         var tenants: Set<String> = []
+        var prefixes: [String] = []
         if !self.isOwner {
-            for rule in policy.rules where rule.applies(uid: uid, gid: gid) && rule.allows(method: Self.method) {
-                if rule.tenant == "*" {
-                    everyTenant = true
-                } else {
-                    tenants.insert(rule.tenant)
+            for rule in policy.rules where rule.applies(uid: uid, groups: groups) && rule.allows(method: Self.method) {
+                switch rule.tenantPrefix {
+                case ""?: everyTenant = true
+                case let prefix?: prefixes.append(prefix)
+                case nil: tenants.insert(rule.tenant)
                 }
             }
         }
         self.everyTenant = everyTenant
         self.tenants = everyTenant ? [] : tenants
+        self.tenantPrefixes = everyTenant ? [] : prefixes
     }
 
     /// The method these grants answer for.
     static let method = "token.get"
 
     /// Whether the caller may have `tenant`'s token: the same answer as
-    /// `AccessPolicy.allows(uid:gid:method: "token.get", scope: .tenants([tenant]))`.
+    /// `AccessPolicy.allows(uid:groups:method: "token.get", scope: .tenants([tenant]))`.
     public func allowsTokenGet(tenant: String) -> Bool {
-        self.isOwner || self.everyTenant || self.tenants.contains(tenant)
-    }
-}
-
-extension AccessRule {
-    /// Whether the rule is for this uid or primary gid.
-    func applies(uid: UInt32, gid: UInt32) -> Bool {
-        switch self.subject {
-        case .uid(let id): id == uid
-        case .gid(let id): id == gid
-        }
+        self.isOwner || self.everyTenant || self.tenants.contains(tenant) || self.tenantPrefixes.contains { tenant.hasPrefix($0) }
     }
 }

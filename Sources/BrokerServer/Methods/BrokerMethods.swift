@@ -85,8 +85,9 @@ public struct BrokerMethods: Sendable {
     func health(_ params: JSONValue?, peer: PeerCredentials) async throws(RPCError) -> JSONValue {
         _ = try Self.reader(params, allowed: [])
         let counts: (tenants: Int, validTokens: Int)
-        if let visible = self.access.current.visibleTenants(uid: peer.uid, gid: peer.gid) {
-            counts = await self.tokens.counts(of: visible)
+        let policy = self.access.current
+        if !policy.seesEveryTenant(uid: peer.uid, groups: peer.groups) {
+            counts = await self.tokens.counts { policy.canSee(tenant: $0, uid: peer.uid, groups: peer.groups) }
         } else {
             counts = (self.tokens.cache.tenantCount, await self.tokens.validTokenCount())
         }
@@ -225,7 +226,7 @@ public struct BrokerMethods: Sendable {
         }
         var states: [TokenKey: TokenStatus] = [:]
         for status in await self.tokens.statuses() { states[status.key] = status }
-        let visible = summaries.filter { policy.canSee(tenant: $0.id, uid: peer.uid, gid: peer.gid) }
+        let visible = summaries.filter { policy.canSee(tenant: $0.id, uid: peer.uid, groups: peer.groups) }
         let tenants: [JSONValue] = visible.map { tenant in
             var object: [String: JSONValue] = ["id": .string(tenant.id), "name": tenant.name.map(JSONValue.string) ?? .null]
             object["regions"] = .array(

@@ -123,7 +123,18 @@ public final class HTTPProxyServer: Service {
             level: NIOBSDSocket.OptionLevel.socket,
             name: NIOBSDSocket.Option(rawValue: SO_PEERCRED)
         )
-        return raw.map { PeerCredentials(pid: $0.pid, uid: $0.uid, gid: $0.gid) }
+        // NIO reads fixed-size options only, into zeroed memory that hides the answer's length: room for
+        // 64 groups, of which the zeros are dropped (so a supplementary group 0 is not seen; only root's
+        // processes have it, and root is the owner anyway). A peer in more groups than that gets an
+        // error here, and group rules then see its primary group only: both only ever grant less.
+        let groups: EventLoopFuture<SIMD64<UInt32>> = provider.unsafeGetSocketOption(
+            level: NIOBSDSocket.OptionLevel.socket,
+            name: NIOBSDSocket.Option(rawValue: PeerCredentials.peerGroupsOption)
+        )
+        let supplementary = groups.map { list in (0..<64).map { list[$0] }.filter { $0 != 0 } }.recover { _ in [] }
+        return raw.and(supplementary).map { credentials, groups in
+            PeerCredentials(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid, supplementaryGroups: groups)
+        }
     }
 
     /// The layout of Linux's `struct ucred`.
