@@ -150,11 +150,11 @@ import Testing
         return fd
     }
 
-    static func httpGet(port: Int, path: String, extraHeader: String? = nil) throws -> String {
+    static func httpGet(port: Int, path: String, method: String = "GET", extraHeader: String? = nil) throws -> String {
         let fd = try Self.connect(port: port)
         defer { close(fd) }
         let extra = extraHeader.map { $0 + "\r\n" } ?? ""
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\(extra)Connection: close\r\n\r\n".utf8)
+        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: localhost\r\n\(extra)Connection: close\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         var response: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)

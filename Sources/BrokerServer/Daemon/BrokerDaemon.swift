@@ -182,7 +182,7 @@ public final class BrokerDaemon: Sendable {
         if let listen = configuration.metricsListen {
             let readiness: @Sendable () async -> String? = { [store] in
                 guard listening.isSet else { return "the socket is not listening yet" }
-                guard (try? await store.changeMarker()) != nil else { return "the store does not answer" }
+                guard await StoreProbe.answers(store, within: 2) else { return "the store does not answer" }
                 return nil
             }
             services.append(
