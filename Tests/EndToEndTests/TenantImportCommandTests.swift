@@ -1,0 +1,80 @@
+import BrokerCore
+import Foundation
+import TestSupport
+import Testing
+
+/// `tenant import`, through the built executable on a real SQLite file: every error at once with its
+/// place. Output is checked byte for byte.
+@Suite struct TenantImportCommandTests {
+    let directory = TemporaryDirectory("import")
+    var home: String { self.directory.file("home") }
+    var environment: [String: String] { ["SOBOT_BROKER_HOME": self.home] }
+
+    func broker(_ arguments: [String]) async throws -> CommandResult {
+        try await runBroker(arguments, environment: self.environment)
+    }
+
+    /// Writes `text` as `name` in the test's directory and returns its path.
+    func file(_ name: String, _ text: String) throws -> String {
+        let path = self.directory.file(name)
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// A tenants file: one tenant per element of `tenants`, each a JSON object's text.
+    static func tenantsFile(_ tenants: [String]) -> String {
+        "{\"tenants\": [\n" + tenants.map { "  " + $0 }.joined(separator: ",\n") + "\n]}\n"
+    }
+
+    static func tenant(_ id: String, name: String? = nil, _ credentials: [(region: String, appid: String, key: String)]) -> String {
+        let name = name.map { ", \"name\": \"\($0)\"" } ?? ""
+        let list = credentials.map { #"{"region": "\#($0.region)", "appid": "\#($0.appid)", "app_key": "\#($0.key)"}"# }
+        return "{\"id\": \"\(id)\"\(name), \"credentials\": [\(list.joined(separator: ", "))]}"
+    }
+
+    @Test func reportsEveryErrorWithItsPathTenantLineAndColumn() async throws {
+        _ = try await broker(["init"])
+        let path = try file("tenants.json", Self.tenantsFile([
+            Self.tenant("acme", [("sg", "1", "SECRET-ONE")]),
+            #"{"id": "beta", "credentials": [{"region": "eu", "appid": "2", "app_key": "SECRET-TWO"}]}"#,
+            #"{"id": "Not Valid", "credentials": [{"region": "sg", "appid": "3 4", "app_key": "SECRET-3"}]}"#,
+            #"{"id": "gamma", "nmae": "Gamma", "credentials": [{"region": "us", "appid": "5", "app_key": "SECRET-\u0001"}]}"#,
+            Self.tenant("acme", [("us", "6", "SECRET-FOUR")]),
+        ]))
+        let result = try await broker(["tenant", "import", path])
+        #expect(result.status == 1)
+        #expect(result.stdout == "")
+        #expect(result.stderr == """
+            \(path): 6 errors
+            \(path):3:45: tenants[1].credentials[0].region (tenant beta): unknown region "eu" (known: sg, us; add others with SOBOT_BROKER_REGION_URLS)
+            \(path):4:10: tenants[2].id: must be 1-64 characters of [a-z0-9_-]
+            \(path):4:65: tenants[2].credentials[0].appid: must be 1-128 printable characters without spaces
+            \(path):5:19: tenants[3].nmae (tenant gamma): unknown field (allowed: credentials, id, name)
+            \(path):5:94: tenants[3].credentials[0].app_key (tenant gamma): must be 1-1024 printable characters
+            \(path):6:10: tenants[4].id (tenant acme): duplicate tenant id "acme" (also tenants[0])
+
+            """)
+        #expect(!result.stderr.contains("SECRET"))
+        let listed = try await broker(["tenant", "list", "--json"])
+        #expect(listed.stdout.contains("\"tenants\": []"), "nothing written: \(listed.stdout)")
+    }
+
+    @Test func showsTwentyErrorsAndCountsTheRest() async throws {
+        _ = try await broker(["init"])
+        let path = try file("many.json", Self.tenantsFile((0..<25).map { Self.tenant("t\($0)", [("mars", "1", "k")]) }))
+        let result = try await broker(["tenant", "import", path, "--dry-run"])
+        #expect(result.status == 1)
+        let unknown = #"unknown region "mars" (known: sg, us; add others with SOBOT_BROKER_REGION_URLS)"#
+        // The region's column is 43, one more once the tenant id has two digits.
+        let shown = (0..<20).map { "\(path):\($0 + 2):\($0 < 10 ? 43 : 44): tenants[\($0)].credentials[0].region (tenant t\($0)): \(unknown)\n" }
+        #expect(result.stderr == "\(path): 25 errors\n" + shown.joined() + "\(path): ... and 5 more errors\n")
+    }
+
+    @Test func malformedJSONIsOneErrorWithItsLineAndColumn() async throws {
+        _ = try await broker(["init"])
+        let path = try file("broken.json", "{\"tenants\": [\n  {\"id\": \"é\", \"credentials\": [}\n]}\n")
+        let result = try await broker(["tenant", "import", path])
+        #expect(result.status == 1)
+        #expect(result.stderr == "\(path):2:31: not valid JSON: unexpected character\n")
+    }
+}
