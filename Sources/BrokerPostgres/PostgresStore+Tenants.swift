@@ -146,6 +146,24 @@ extension PostgresStore {
         return revisions
     }
 
+    /// Which of `candidates` are stored with exactly the given app_key, compared in memory; a stored
+    /// key that cannot be opened counts as different.
+    public func credentialsWithSameAppKey(_ candidates: [TokenKey: String]) async throws -> Set<TokenKey> {
+        let rows = try await self.pool.withSession("compare the app keys") { session in
+            try await session.query("SELECT tenant_id, region, app_key FROM credentials")
+        }
+        let sealer = self.sealer
+        var same: Set<TokenKey> = []
+        for row in rows {
+            let (tenant, region, sealed) = try row.decode((String, String, ByteBuffer).self)
+            let key = TokenKey(tenant: tenant, region: region)
+            guard let candidate = candidates[key] else { continue }
+            let binding = SecretBinding(tenant: tenant, region: region, field: .appKey)
+            if let stored = try? sealer.openString(Array(sealed.readableBytesView), for: binding), stored == candidate { same.insert(key) }
+        }
+        return same
+    }
+
     /// The (tenant, region) keys of one tenant's credentials, ordered by region.
     public func credentialKeys(ofTenant tenant: String) async throws -> [TokenKey] {
         let rows = try await self.pool.withSession("read the tenant's regions") { session in

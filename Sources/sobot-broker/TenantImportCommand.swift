@@ -13,7 +13,7 @@ struct TenantImportCommand: AsyncParsableCommand {
     @Argument(help: "The tenants file.")
     var file: String
 
-    @Flag(help: "Validate and report what would change; write nothing.")
+    @Flag(help: "Validate, show what would change per tenant, and write nothing.")
     var dryRun = false
 
     /// A refused file: every problem on stderr (`ImportErrorText`), nothing written, exit 1.
@@ -27,8 +27,22 @@ struct TenantImportCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         let dryRun = self.dryRun
-        let report = try await self.options.withStore { try await $0.upsert(definitions, now: Clock.unixNow, dryRun: dryRun) }
+        let (report, diff) = try await self.options.withStore { store in
+            let diff = dryRun ? try await Self.diff(definitions, against: store) : nil
+            return (try await store.upsert(definitions, now: Clock.unixNow, dryRun: dryRun), diff)
+        }
+        if let diff { print(ImportDiffText.render(diff), terminator: "") }
         let summary = "\(definitions.count) tenants (\(report.tenantsAdded) new, \(report.tenantsUpdated) updated), \(report.credentialsWritten) credentials"
         print(self.dryRun ? "dry run: would import \(summary); nothing written" : "imported \(summary)\(DaemonNotice.reload(self.options))")
+    }
+
+    /// What importing `definitions` would change in `store`; app keys are compared inside the store.
+    private static func diff(_ definitions: [TenantDefinition], against store: any BrokerStore) async throws -> ImportDiff {
+        let appKeys = Dictionary(
+            definitions.flatMap { tenant in tenant.credentials.map { (TokenKey(tenant: tenant.id, region: $0.region), $0.appKey) } },
+            uniquingKeysWith: { _, last in last }
+        )
+        let sameAppKeys = try await store.credentialsWithSameAppKey(appKeys)
+        return ImportDiff(definitions: definitions, stored: try await store.summaries(), sameAppKeys: sameAppKeys)
     }
 }

@@ -58,6 +58,11 @@ import Testing
         }
         await record("sg token") { try await store.token(for: sg, expiringAfter: now).map { "\($0.value) r\($0.revision) g\($0.generation)" } ?? "none" }
         await record("us token") { try await store.token(for: us, expiringAfter: now).map(\.value) ?? "none" }
+        // What `tenant import --dry-run` asks: which stored keys equal the file's (compared in memory).
+        await record("same app keys") {
+            let candidates = [sg: "key-sg-2", us: "key-us", TokenKey(tenant: "beta", region: "sg"): "key-b", TokenKey(tenant: "ghost", region: "sg"): "k"]
+            return try await store.credentialsWithSameAppKey(candidates).sorted().map(\.description)
+        }
         await record("revisions") { try await store.credentialRevisions().sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } }
         await record("summaries") { try await store.summaries().map(Self.describe) }
 
@@ -145,3 +150,4 @@ extension PostgresStore {
         _ = try await self.completeLease(for: key, owner: owner, revision: revision, token: value, issuedAtDatabase: databaseNow, lifetime: 3600)
     }
 }
+

@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// `tenant import`, through the built executable on a real SQLite file: every error at once with its
-/// place. Output is checked byte for byte.
+/// place, and the dry run's per-tenant diff. Output is checked byte for byte.
 @Suite struct TenantImportCommandTests {
     let directory = TemporaryDirectory("import")
     var home: String { self.directory.file("home") }
@@ -76,5 +76,45 @@ import Testing
         let result = try await broker(["tenant", "import", path])
         #expect(result.status == 1)
         #expect(result.stderr == "\(path):2:31: not valid JSON: unexpected character\n")
+    }
+
+    @Test func dryRunShowsWhatWouldChangePerTenant() async throws {
+        _ = try await broker(["init"])
+        let before = try file("before.json", Self.tenantsFile([
+            Self.tenant("alpha", name: "Alpha", [("sg", "1", "key-a-sg"), ("us", "2", "key-a-us")]),
+            Self.tenant("beta", [("sg", "3", "key-b-sg"), ("us", "30", "key-b-us")]),
+            Self.tenant("gamma", name: "Gamma", [("sg", "5", "key-g-sg")]),
+            Self.tenant("epsilon", [("sg", "7", "key-e-sg")]),
+        ]))
+        #expect(try await broker(["tenant", "import", before]).status == 0)
+        let store = try BrokerHome(paths: BrokerPaths(home: self.home)).openStore()
+        let now = Int64(Date().timeIntervalSince1970)
+        try store.save(StoredToken(key: TokenKey(tenant: "beta", region: "sg"), value: "token-b", issuedAt: Double(now), expiresAt: Double(now + 3600)))
+        let listedBefore = try await broker(["tenant", "list", "--json"]).stdout
+        let after = try file("after.json", Self.tenantsFile([
+            Self.tenant("alpha", name: "Alpha Travel", [("sg", "1", "key-a-sg"), ("us", "2", "key-a-us-NEW")]),
+            Self.tenant("beta", [("sg", "4", "key-b-sg")]),
+            Self.tenant("gamma", [("sg", "5", "key-g-sg")]),
+            Self.tenant("delta", name: #"Delta \"Air\""#, [("sg", "9", "key-d-sg")]),
+            Self.tenant("epsilon", [("sg", "7", "key-e-sg"), ("us", "11", "key-e-us")]),
+        ]))
+        let result = try await broker(["tenant", "import", after, "--dry-run"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr == "")
+        #expect(result.stdout == """
+            ~ alpha: name "Alpha" -> "Alpha Travel"
+            ~ alpha/us: app_key changed
+            ~ beta/sg: appid 3 -> 4; stored token dropped
+            = beta/us: not in the file; left alone
+            + delta: new tenant "Delta \\"Air\\""
+            + delta/sg: new credential, appid 9
+            + epsilon/us: new credential, appid 11
+            = 1 tenant unchanged
+            dry run: would import 5 tenants (1 new, 4 updated), 7 credentials; nothing written
+
+            """)
+        #expect(!result.stdout.contains("key-"))
+        #expect(try await broker(["tenant", "list", "--json"]).stdout == listedBefore, "a dry run writes nothing")
+        #expect(try store.token(for: TokenKey(tenant: "beta", region: "sg"), expiringAfter: now) != nil)
     }
 }

@@ -56,6 +56,10 @@ public struct GatedStore: BrokerStore {
         try await self.wrapped.upsert(tenants, now: now, dryRun: dryRun)
     }
 
+    public func credentialsWithSameAppKey(_ candidates: [TokenKey: String]) async throws -> Set<TokenKey> {
+        try await self.wrapped.credentialsWithSameAppKey(candidates)
+    }
+
     public func summaries() async throws -> [TenantSummary] { try await self.wrapped.summaries() }
 
     public func remove(tenant: String, region: String?) async throws -> RemovalReport {

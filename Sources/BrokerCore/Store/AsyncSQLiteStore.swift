@@ -20,6 +20,10 @@ public struct AsyncSQLiteStore: BrokerStore {
         try await self.run { try $0.upsert(tenants, now: now, dryRun: dryRun) }
     }
 
+    public func credentialsWithSameAppKey(_ candidates: [TokenKey: String]) async throws -> Set<TokenKey> {
+        try await self.run { try $0.credentialsWithSameAppKey(candidates) }
+    }
+
     public func summaries() async throws -> [TenantSummary] {
         try await self.run { try $0.summaries() }
     }

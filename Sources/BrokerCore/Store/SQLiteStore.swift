@@ -97,6 +97,21 @@ public final class SQLiteStore: Sendable {
         return report
     }
 
+    /// Which of `candidates` are stored with exactly the given app_key, compared in memory; a stored
+    /// key that cannot be opened counts as different.
+    public func credentialsWithSameAppKey(_ candidates: [TokenKey: String]) throws -> Set<TokenKey> {
+        try self.state.withLock { state in
+            var same: Set<TokenKey> = []
+            try state.connection.statement("SELECT tenant_id, region, app_key FROM credentials").forEachRow { row in
+                let key = TokenKey(tenant: row.text(0), region: row.text(1))
+                guard let candidate = candidates[key] else { return }
+                let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .appKey)
+                if let stored = try? state.sealer.openString(row.blob(2), for: binding), stored == candidate { same.insert(key) }
+            }
+            return same
+        }
+    }
+
     /// Every tenant with its regions, appids and stored-token expiry, ordered by id then region.
     public func summaries() throws -> [TenantSummary] {
         try self.state.withLock { state in
