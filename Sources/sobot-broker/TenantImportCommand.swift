@@ -26,14 +26,23 @@ struct TenantImportCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data(ImportErrorText.render(error, file: self.file).utf8))
             throw ExitCode.failure
         }
-        let dryRun = self.dryRun
-        let (report, diff) = try await self.options.withStore { store in
-            let diff = dryRun ? try await Self.diff(definitions, against: store) : nil
-            return (try await store.upsert(definitions, now: Clock.unixNow, dryRun: dryRun), diff)
-        }
+        let progress = ImportProgress(total: definitions.count, verb: self.dryRun ? "checking" : "importing")
+        let (report, diff) = try await self.write(definitions, progress: progress)
         if let diff { print(ImportDiffText.render(diff), terminator: "") }
         let summary = "\(definitions.count) tenants (\(report.tenantsAdded) new, \(report.tenantsUpdated) updated), \(report.credentialsWritten) credentials"
         print(self.dryRun ? "dry run: would import \(summary); nothing written" : "imported \(summary)\(DaemonNotice.reload(self.options))")
+    }
+
+    /// Upserts (or, for a dry run, compares and checks) `definitions`; the progress line is finished
+    /// however this ends, so what follows starts on a line of its own.
+    private func write(_ definitions: [TenantDefinition], progress: ImportProgress?) async throws -> (UpsertReport, ImportDiff?) {
+        defer { progress?.finish() }
+        let dryRun = self.dryRun
+        return try await self.options.withStore { store in
+            let diff = dryRun ? try await Self.diff(definitions, against: store) : nil
+            let report = try await store.upsert(definitions, now: Clock.unixNow, dryRun: dryRun, progress: progress?.update)
+            return (report, diff)
+        }
     }
 
     /// What importing `definitions` would change in `store`; app keys are compared inside the store.

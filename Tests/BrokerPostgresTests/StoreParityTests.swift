@@ -1,6 +1,7 @@
 import BrokerCore
 import BrokerPostgres
 import TestSupport
+import Synchronization
 import Testing
 
 /// The PostgreSQL store does what the SQLite store does: one scenario runs against both, and their
@@ -123,6 +124,12 @@ import Testing
         await record("summaries") { try await store.summaries().map(Self.describe) }
         await record("tokens") { try await store.loadTokens(expiringAfter: now).tokens.map(\.key) }
         await record("key ids") { try await store.keyIDsInUse() }
+        // Last: a dry run may use up PostgreSQL revision numbers, which the lines above compare.
+        await record("dry run progress") {
+            let written = LargestCount()
+            _ = try await store.upsert([tenant("acme", ("sg", "1", "key-sg-2")), tenant("gamma", ("us", "3", "key-g"))], now: now + 1, dryRun: true, progress: written.record)
+            return written.largest
+        }
         return lines
     }
 
@@ -151,3 +158,11 @@ extension PostgresStore {
     }
 }
 
+/// The largest count an upsert's progress reported.
+private final class LargestCount: Sendable {
+    private let value = Mutex(0)
+
+    @Sendable func record(_ count: Int) { self.value.withLock { $0 = max($0, count) } }
+
+    var largest: Int { self.value.withLock { $0 } }
+}

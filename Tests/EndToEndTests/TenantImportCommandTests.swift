@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// `tenant import`, through the built executable on a real SQLite file: every error at once with its
-/// place, and the dry run's per-tenant diff. Output is checked byte for byte.
+/// place, the dry run's per-tenant diff, and progress on long imports. Output is checked byte for byte.
 @Suite struct TenantImportCommandTests {
     let directory = TemporaryDirectory("import")
     var home: String { self.directory.file("home") }
@@ -116,5 +116,17 @@ import Testing
         #expect(!result.stdout.contains("key-"))
         #expect(try await broker(["tenant", "list", "--json"]).stdout == listedBefore, "a dry run writes nothing")
         #expect(try store.token(for: TokenKey(tenant: "beta", region: "sg"), expiringAfter: now) != nil)
+    }
+
+    @Test func longImportsShowProgressLinesWhenStderrIsNotATerminal() async throws {
+        _ = try await broker(["init"])
+        let path = try file("big.json", Self.tenantsFile((0..<5_000).map { Self.tenant("t\($0)", [("sg", "\($0)", "key-\($0)")]) }))
+        let result = try await broker(["tenant", "import", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "imported 5000 tenants (5000 new, 0 updated), 5000 credentials\n")
+        #expect(result.stderr == (1...10).map { "importing \($0 * 500)/5000 tenants (\($0 * 10)%)\n" }.joined())
+        let small = try file("small.json", Self.tenantsFile([Self.tenant("one", [("sg", "1", "k")])]))
+        let quiet = try await broker(["tenant", "import", small, "--dry-run"])
+        #expect(quiet.stderr == "", "a short import shows no progress")
     }
 }
