@@ -16,18 +16,31 @@ struct TenantImportCommand: AsyncParsableCommand {
     @Flag(help: "Validate, show what would change per tenant, and write nothing.")
     var dryRun = false
 
-    /// A refused file: every problem on stderr (`ImportErrorText`), nothing written, exit 1.
+    @Flag(help: "Print JSON on stdout: every error of a refused file, or the result (and a dry run's changes).")
+    var json = false
+
+    /// A refused file: every problem on stderr (`ImportErrorText`; with `--json` on stdout), nothing
+    /// written, exit 1.
     func run() async throws {
         let regions = try Environment.regions()
         let definitions: [TenantDefinition]
         do {
             definitions = try TenantImportFile.load(path: self.file, environment: Environment.variables, regions: regions)
         } catch {
-            FileHandle.standardError.write(Data(ImportErrorText.render(error, file: self.file).utf8))
+            if self.json {
+                print(JSONWriter.prettyString(ImportJSON.errors(error, file: self.file)))
+            } else {
+                FileHandle.standardError.write(Data(ImportErrorText.render(error, file: self.file).utf8))
+            }
             throw ExitCode.failure
         }
         let progress = ImportProgress(total: definitions.count, verb: self.dryRun ? "checking" : "importing")
         let (report, diff) = try await self.write(definitions, progress: progress)
+        if self.json {
+            let daemon = self.dryRun ? nil : DaemonNotice.reloadOutcome(self.options)
+            print(JSONWriter.prettyString(ImportJSON.result(tenants: definitions.count, report: report, diff: diff, daemon: daemon)))
+            return
+        }
         if let diff { print(ImportDiffText.render(diff), terminator: "") }
         let summary = "\(definitions.count) tenants (\(report.tenantsAdded) new, \(report.tenantsUpdated) updated), \(report.credentialsWritten) credentials"
         print(self.dryRun ? "dry run: would import \(summary); nothing written" : "imported \(summary)\(DaemonNotice.reload(self.options))")

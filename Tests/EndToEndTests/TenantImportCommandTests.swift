@@ -59,6 +59,23 @@ import Testing
         #expect(listed.stdout.contains("\"tenants\": []"), "nothing written: \(listed.stdout)")
     }
 
+    /// With `--json` every error is on stdout, none left out, each with its parts.
+    @Test func jsonListsEveryError() async throws {
+        _ = try await broker(["init"])
+        let path = try file("many.json", Self.tenantsFile((0..<25).map { Self.tenant("t\($0)", [("mars", "1", "k")]) }))
+        let result = try await broker(["tenant", "import", path, "--json"])
+        #expect(result.status == 1)
+        #expect(result.stderr == "")
+        let parsed = try JSONParser.parse(Array(result.stdout.utf8))
+        #expect(parsed["file"] == .string(path))
+        let errors = try #require(parsed["errors"]?.arrayValue)
+        #expect(errors.count == 25)
+        #expect(errors[24] == [
+            "line": 26, "column": 44, "path": "tenants[24].credentials[0].region", "tenant": "t24",
+            "message": #"unknown region "mars" (known: sg, us; add others with SOBOT_BROKER_REGION_URLS)"#,
+        ])
+    }
+
     @Test func showsTwentyErrorsAndCountsTheRest() async throws {
         _ = try await broker(["init"])
         let path = try file("many.json", Self.tenantsFile((0..<25).map { Self.tenant("t\($0)", [("mars", "1", "k")]) }))
@@ -114,6 +131,18 @@ import Testing
 
             """)
         #expect(!result.stdout.contains("key-"))
+        let json = try await broker(["tenant", "import", after, "--dry-run", "--json"])
+        #expect(json.status == 0, "\(json.stderr)")
+        let parsed = try JSONParser.parse(Array(json.stdout.utf8))
+        #expect(parsed["dry_run"] == true && parsed["new"] == 1 && parsed["updated"] == 4 && parsed["unchanged_tenants"] == 1)
+        let changes = try #require(parsed["changes"]?.arrayValue)
+        #expect(changes.map { $0["id"] } == ["alpha", "beta", "delta", "epsilon"])
+        #expect(changes[0]["rename"] == ["from": "Alpha", "to": "Alpha Travel"])
+        #expect(changes[1]["credentials"] == [[
+            "region": "sg", "appid": "4", "new": false, "previous_appid": "3", "app_key_changed": false, "stored_token_dropped": true,
+        ]])
+        #expect(changes[1]["regions_left_alone"] == ["us"])
+        #expect(!json.stdout.contains("key-"))
         #expect(try await broker(["tenant", "list", "--json"]).stdout == listedBefore, "a dry run writes nothing")
         #expect(try store.token(for: TokenKey(tenant: "beta", region: "sg"), expiringAfter: now) != nil)
     }
