@@ -9,8 +9,9 @@ extension PostgresStore {
     /// Adds or replaces every tenant and credential in one transaction: all or nothing. A credential
     /// whose appid changes loses its stored token; every replaced credential's revision grows. Secrets
     /// are sealed before the transaction opens, so it stays short. With `dryRun` the same statements
-    /// run and the transaction is rolled back.
-    public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool) async throws -> UpsertReport {
+    /// run and the transaction is rolled back. `progress` hears after each batch of credentials, in
+    /// tenants counted in proportion to the credentials written.
+    public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool, progress: UpsertProgress?) async throws -> UpsertReport {
         let sealer = try await self.writeSealer()
         let batch = try await UpsertBatch.make(tenants, sealer: sealer)
         return try await self.pool.withTransaction(dryRun ? "check the tenants" : "store the tenants", commit: !dryRun) { session in
@@ -63,6 +64,7 @@ extension PostgresStore {
                         expires_at = CASE WHEN c.appid = excluded.appid THEN c.expires_at END
                     """
                 )
+                progress?(tenants.ids.count * range.upperBound / credentials.tenants.count)
             }
             try await Self.bumpConfiguration(session: session)
             let added = tenants.ids.count - existing
@@ -144,6 +146,24 @@ extension PostgresStore {
             revisions[TokenKey(tenant: tenant, region: region)] = revision
         }
         return revisions
+    }
+
+    /// Which of `candidates` are stored with exactly the given app_key, compared in memory; a stored
+    /// key that cannot be opened counts as different.
+    public func credentialsWithSameAppKey(_ candidates: [TokenKey: String]) async throws -> Set<TokenKey> {
+        let rows = try await self.pool.withSession("compare the app keys") { session in
+            try await session.query("SELECT tenant_id, region, app_key FROM credentials")
+        }
+        let sealer = self.sealer
+        var same: Set<TokenKey> = []
+        for row in rows {
+            let (tenant, region, sealed) = try row.decode((String, String, ByteBuffer).self)
+            let key = TokenKey(tenant: tenant, region: region)
+            guard let candidate = candidates[key] else { continue }
+            let binding = SecretBinding(tenant: tenant, region: region, field: .appKey)
+            if let stored = try? sealer.openString(Array(sealed.readableBytesView), for: binding), stored == candidate { same.insert(key) }
+        }
+        return same
     }
 
     /// The (tenant, region) keys of one tenant's credentials, ordered by region.

@@ -119,8 +119,11 @@ enum FuzzTargets {
         do {
             _ = try TenantImportFile.parse(bytes, environment: ["SET": "value"], regions: RegionDirectory())
         } catch {
-            guard !error.path.isEmpty, !error.message.isEmpty, !error.description.contains("\n") else {
-                fatalError("an import error without a path or on several lines")
+            guard !error.problems.isEmpty else { fatalError("an import error without a problem") }
+            for problem in error.problems {
+                guard problem.path?.isEmpty != true, !problem.message.isEmpty, !problem.description.contains("\n") else {
+                    fatalError("an import problem with an empty path or on several lines")
+                }
             }
         }
     }

@@ -41,7 +41,7 @@ import Testing
         #expect {
             _ = try parse(text)
         } throws: { error in
-            (error as? ImportError)?.path == path
+            ((error as? ImportError)?.problems.first).map { $0.path ?? "(file)" } == path
         }
     }
 
@@ -54,7 +54,8 @@ import Testing
         #expect {
             _ = try parse(text)
         } throws: { error in
-            (error as? ImportError)?.path == path && !"\(error)".contains("\n")
+            let problems = (error as? ImportError)?.problems ?? []
+            return problems.contains { $0.path == path } && !problems.contains { "\($0)".contains("\n") }
         }
     }
 
@@ -66,6 +67,34 @@ import Testing
             let description = "\(error)"
             return description.contains("tenants[0].credentials[0].app_key") && !description.contains("VERY-SECRET")
         }
+    }
+
+    /// Every problem is found in one pass, in file order, each with its line, column and tenant.
+    @Test func reportsEveryProblemWithItsPlaceAndTenant() throws {
+        let text = """
+            {"tenants": [
+              {"id": "acme", "credentials": [{"region": "eu", "appid": "1", "app_key": "SECRET-1"}]},
+              {"id": "Bad", "credentials": []},
+              {"id": "beta", "credentials": [{"region": "sg", "appid": "a b", "app_key": 7, "colour": 1}]},
+              {"id": "acme", "credentials": [{"region": "us", "appid": "2", "app_key": "SECRET-2"}]}
+            ]}
+            """
+        let error = try #require(throws: ImportError.self) { try parse(text) }
+        #expect(error.problems.map(\.description) == [
+            #"2:45: tenants[0].credentials[0].region (tenant acme): unknown region "eu" (known: sg, us; add others in config.toml [regions] or SOBOT_BROKER_REGION_URLS)"#,
+            "3:10: tenants[1].id: must be 1-64 characters of [a-z0-9_-]",
+            "3:32: tenants[1].credentials: must be a non-empty array",
+            "4:60: tenants[2].credentials[0].appid (tenant beta): must be 1-128 printable characters without spaces",
+            "4:78: tenants[2].credentials[0].app_key (tenant beta): must be a string, not a number",
+            "4:81: tenants[2].credentials[0].colour (tenant beta): unknown field (allowed: app_key, app_key_env, appid, region)",
+            #"5:10: tenants[3].id (tenant acme): duplicate tenant id "acme" (also tenants[0])"#,
+        ])
+        #expect(!"\(error.problems)".contains("SECRET"))
+    }
+
+    @Test func malformedJSONIsOneProblemWithItsPlace() throws {
+        let error = try #require(throws: ImportError.self) { try parse("{\"tenants\": [\n  {\"id\": \"a\",}\n]}") }
+        #expect(error.problems.map(\.description) == ["2:14: not valid JSON: expected a member name"])
     }
 
     @Test func refusesOversizedFilesBeforeReadingThem() throws {

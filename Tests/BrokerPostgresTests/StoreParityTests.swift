@@ -1,6 +1,7 @@
 import BrokerCore
 import BrokerPostgres
 import TestSupport
+import Synchronization
 import Testing
 
 /// The PostgreSQL store does what the SQLite store does: one scenario runs against both, and their
@@ -58,6 +59,11 @@ import Testing
         }
         await record("sg token") { try await store.token(for: sg, expiringAfter: now).map { "\($0.value) r\($0.revision) g\($0.generation)" } ?? "none" }
         await record("us token") { try await store.token(for: us, expiringAfter: now).map(\.value) ?? "none" }
+        // What `tenant import --dry-run` asks: which stored keys equal the file's (compared in memory).
+        await record("same app keys") {
+            let candidates = [sg: "key-sg-2", us: "key-us", TokenKey(tenant: "beta", region: "sg"): "key-b", TokenKey(tenant: "ghost", region: "sg"): "k"]
+            return try await store.credentialsWithSameAppKey(candidates).sorted().map(\.description)
+        }
         await record("revisions") { try await store.credentialRevisions().sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } }
         await record("summaries") { try await store.summaries().map(Self.describe) }
 
@@ -118,6 +124,12 @@ import Testing
         await record("summaries") { try await store.summaries().map(Self.describe) }
         await record("tokens") { try await store.loadTokens(expiringAfter: now).tokens.map(\.key) }
         await record("key ids") { try await store.keyIDsInUse() }
+        // Last: a dry run may use up PostgreSQL revision numbers, which the lines above compare.
+        await record("dry run progress") {
+            let written = LargestCount()
+            _ = try await store.upsert([tenant("acme", ("sg", "1", "key-sg-2")), tenant("gamma", ("us", "3", "key-g"))], now: now + 1, dryRun: true, progress: written.record)
+            return written.largest
+        }
         return lines
     }
 
@@ -144,4 +156,13 @@ extension PostgresStore {
         }
         _ = try await self.completeLease(for: key, owner: owner, revision: revision, token: value, issuedAtDatabase: databaseNow, lifetime: 3600)
     }
+}
+
+/// The largest count an upsert's progress reported.
+private final class LargestCount: Sendable {
+    private let value = Mutex(0)
+
+    @Sendable func record(_ count: Int) { self.value.withLock { $0 = max($0, count) } }
+
+    var largest: Int { self.value.withLock { $0 } }
 }

@@ -52,8 +52,12 @@ public struct GatedStore: BrokerStore {
         return loaded
     }
 
-    public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool) async throws -> UpsertReport {
-        try await self.wrapped.upsert(tenants, now: now, dryRun: dryRun)
+    public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool, progress: UpsertProgress?) async throws -> UpsertReport {
+        try await self.wrapped.upsert(tenants, now: now, dryRun: dryRun, progress: progress)
+    }
+
+    public func credentialsWithSameAppKey(_ candidates: [TokenKey: String]) async throws -> Set<TokenKey> {
+        try await self.wrapped.credentialsWithSameAppKey(candidates)
     }
 
     public func summaries() async throws -> [TenantSummary] { try await self.wrapped.summaries() }

@@ -16,8 +16,12 @@ public struct AsyncSQLiteStore: BrokerStore {
         return try await NIOThreadPool.singleton.runIfActive { try body(database) }
     }
 
-    public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool) async throws -> UpsertReport {
-        try await self.run { try $0.upsert(tenants, now: now, dryRun: dryRun) }
+    public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool, progress: UpsertProgress?) async throws -> UpsertReport {
+        try await self.run { try $0.upsert(tenants, now: now, dryRun: dryRun, progress: progress) }
+    }
+
+    public func credentialsWithSameAppKey(_ candidates: [TokenKey: String]) async throws -> Set<TokenKey> {
+        try await self.run { try $0.credentialsWithSameAppKey(candidates) }
     }
 
     public func summaries() async throws -> [TenantSummary] {

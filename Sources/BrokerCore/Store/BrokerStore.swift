@@ -20,8 +20,14 @@ public protocol BrokerStore: Sendable {
     // MARK: Tenants and credentials
 
     /// Adds or replaces every tenant and credential in one transaction: all or nothing. A credential
-    /// whose appid changes loses its stored token. With `dryRun` nothing is kept.
-    func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool) async throws -> UpsertReport
+    /// whose appid changes loses its stored token. With `dryRun` nothing is kept. `progress`, if
+    /// given, is told how far the writing has come.
+    func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool, progress: UpsertProgress?) async throws -> UpsertReport
+
+    /// Which of `candidates` are stored with exactly the given app_key. The stored keys are opened and
+    /// compared in memory, never returned; one that cannot be opened counts as different. What
+    /// `tenant import --dry-run` uses to say "app_key changed" without showing a key.
+    func credentialsWithSameAppKey(_ candidates: [TokenKey: String]) async throws -> Set<TokenKey>
 
     /// Every tenant with its regions, appids and stored-token expiry, ordered by id then region.
     func summaries() async throws -> [TenantSummary]
@@ -94,4 +100,11 @@ public protocol BrokerStore: Sendable {
 
     /// Releases the database connection(s).
     func close() async
+}
+
+extension BrokerStore {
+    /// `upsert` without progress reports.
+    public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool) async throws -> UpsertReport {
+        try await self.upsert(tenants, now: now, dryRun: dryRun, progress: nil)
+    }
 }

@@ -28,16 +28,16 @@ public final class SQLiteStore: Sendable {
 
     /// Adds or replaces every tenant and credential in one transaction: all or nothing.
     /// A credential whose appid changes loses its stored token (it belonged to the old appid).
-    /// With `dryRun` the same work is done and then rolled back.
+    /// With `dryRun` the same work is done and then rolled back. `progress` hears of each tenant written.
     @discardableResult
-    public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool = false) throws -> UpsertReport {
+    public func upsert(_ tenants: [TenantDefinition], now: Int64, dryRun: Bool = false, progress: UpsertProgress? = nil) throws -> UpsertReport {
         try self.state.withLock { state in
             let connection = state.connection
             let sealer = state.sealer
             try connection.execute("BEGIN IMMEDIATE")
             do {
                 try Self.requireCurrentKey(sealer, connection: connection)
-                let report = try Self.write(tenants, now: now, connection: connection, sealer: sealer)
+                let report = try Self.write(tenants, now: now, connection: connection, sealer: sealer, progress: progress)
                 try connection.execute(dryRun ? "ROLLBACK" : "COMMIT")
                 return report
             } catch {
@@ -51,7 +51,8 @@ public final class SQLiteStore: Sendable {
         _ tenants: [TenantDefinition],
         now: Int64,
         connection: SQLiteConnection,
-        sealer: SecretSealer
+        sealer: SecretSealer,
+        progress: UpsertProgress?
     ) throws -> UpsertReport {
         let findTenant = try connection.statement("SELECT 1 FROM tenants WHERE id = ?")
         let upsertTenant = try connection.statement(
@@ -72,7 +73,7 @@ public final class SQLiteStore: Sendable {
         let nextRevision = try connection.statement("UPDATE revision_counter SET value = value + 1 RETURNING value")
         let deleteToken = try connection.statement("DELETE FROM tokens WHERE tenant_id = ? AND region = ?")
         var report = UpsertReport()
-        for tenant in tenants {
+        for (index, tenant) in tenants.enumerated() {
             var exists = false
             try findTenant.forEachRow([.text(tenant.id)]) { _ in exists = true }
             if exists { report.tenantsUpdated += 1 } else { report.tenantsAdded += 1 }
@@ -93,8 +94,24 @@ public final class SQLiteStore: Sendable {
                 }
                 report.credentialsWritten += 1
             }
+            progress?(index + 1)
         }
         return report
+    }
+
+    /// Which of `candidates` are stored with exactly the given app_key, compared in memory; a stored
+    /// key that cannot be opened counts as different.
+    public func credentialsWithSameAppKey(_ candidates: [TokenKey: String]) throws -> Set<TokenKey> {
+        try self.state.withLock { state in
+            var same: Set<TokenKey> = []
+            try state.connection.statement("SELECT tenant_id, region, app_key FROM credentials").forEachRow { row in
+                let key = TokenKey(tenant: row.text(0), region: row.text(1))
+                guard let candidate = candidates[key] else { return }
+                let binding = SecretBinding(tenant: key.tenant, region: key.region, field: .appKey)
+                if let stored = try? state.sealer.openString(row.blob(2), for: binding), stored == candidate { same.insert(key) }
+            }
+            return same
+        }
     }
 
     /// Every tenant with its regions, appids and stored-token expiry, ordered by id then region.

@@ -11,6 +11,10 @@ public struct UpsertReport: Sendable, Equatable {
     }
 }
 
+/// Told how many tenants an upsert has written so far, on whichever thread writes; it may skip
+/// numbers, and it is called often (a caller that prints should throttle).
+public typealias UpsertProgress = @Sendable (_ tenantsWritten: Int) -> Void
+
 /// What a removal took away.
 public struct RemovalReport: Sendable, Equatable {
     public var credentials: Int

@@ -17,12 +17,30 @@ public struct JSONParser {
     }
 
     public static func parse(_ buffer: UnsafeRawBufferPointer) throws(JSONParseError) -> JSONValue {
-        var parser = JSONParser(buffer: buffer)
+        try JSONScanner<NoSourceLocations>.parseDocument(buffer).value
+    }
+
+    /// Parses like `parse` and also returns where each value (and member name) starts, for messages
+    /// that point into the text. Only callers that ask pay for the locations: `parse` records none.
+    public static func parseWithLocations(_ bytes: [UInt8]) throws(JSONParseError) -> (value: JSONValue, locations: JSONSourceNode) {
+        let result = bytes.withUnsafeBytes { buffer in
+            Result { () throws(JSONParseError) in try JSONScanner<JSONSourceNode>.parseDocument(buffer) }
+        }
+        let (value, locations) = try result.get()
+        return (value, locations)
+    }
+}
+
+/// The parser's state over one text. `Locations` decides what is recorded besides the values:
+/// `NoSourceLocations` records nothing (and is compiled away), `JSONSourceNode` records offsets.
+struct JSONScanner<Locations: SourceLocationRecording> {
+    static func parseDocument(_ buffer: UnsafeRawBufferPointer) throws(JSONParseError) -> (value: JSONValue, locations: Locations) {
+        var parser = JSONScanner(buffer: buffer)
         parser.skipWhitespace()
-        let value = try parser.parseValue(depth: 0)
+        let parsed = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
         guard parser.index == buffer.count else { throw parser.failure("unexpected data after the JSON value") }
-        return value
+        return parsed
     }
 
     private let buffer: UnsafeRawBufferPointer
@@ -54,67 +72,77 @@ public struct JSONParser {
         return value
     }
 
-    private mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONValue {
+    private mutating func parseValue(depth: Int) throws(JSONParseError) -> (value: JSONValue, locations: Locations) {
         guard let byte = self.current else { throw self.failure("unexpected end of input") }
+        let start = self.index
         switch byte {
         case UInt8(ascii: "{"): return try self.parseObject(depth: depth + 1)
         case UInt8(ascii: "["): return try self.parseArray(depth: depth + 1)
-        case UInt8(ascii: "\""): return .string(try self.parseString())
-        case UInt8(ascii: "t"): return try self.expect("true", value: .bool(true))
-        case UInt8(ascii: "f"): return try self.expect("false", value: .bool(false))
-        case UInt8(ascii: "n"): return try self.expect("null", value: .null)
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try self.parseNumber()
+        case UInt8(ascii: "\""): return (.string(try self.parseString()), Locations.scalar(at: start))
+        case UInt8(ascii: "t"): return (try self.expect("true", value: .bool(true)), Locations.scalar(at: start))
+        case UInt8(ascii: "f"): return (try self.expect("false", value: .bool(false)), Locations.scalar(at: start))
+        case UInt8(ascii: "n"): return (try self.expect("null", value: .null), Locations.scalar(at: start))
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return (try self.parseNumber(), Locations.scalar(at: start))
         default: throw self.failure("unexpected character")
         }
     }
 
-    private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
-        guard depth <= Self.maximumDepth else { throw self.failure("nesting deeper than \(Self.maximumDepth)") }
+    private mutating func parseObject(depth: Int) throws(JSONParseError) -> (value: JSONValue, locations: Locations) {
+        guard depth <= JSONParser.maximumDepth else { throw self.failure("nesting deeper than \(JSONParser.maximumDepth)") }
+        let start = self.index
         self.index += 1
         var members: [String: JSONValue] = [:]
+        var memberLocations = Locations.noMembers
         self.skipWhitespace()
         if self.current == UInt8(ascii: "}") {
             self.index += 1
-            return .object(members)
+            return (.object(members), Locations.object(at: start, members: memberLocations))
         }
         while true {
             self.skipWhitespace()
             guard self.current == UInt8(ascii: "\"") else { throw self.failure("expected a member name") }
+            let nameStart = self.index
             let key = try self.parseString()
             self.skipWhitespace()
             guard self.current == UInt8(ascii: ":") else { throw self.failure("expected ':'") }
             self.index += 1
             self.skipWhitespace()
-            members[key] = try self.parseValue(depth: depth)
+            let member = try self.parseValue(depth: depth)
+            members[key] = member.value
+            Locations.add(member.locations, named: key, nameAt: nameStart, to: &memberLocations)
             self.skipWhitespace()
             switch self.current {
             case UInt8(ascii: ","): self.index += 1
             case UInt8(ascii: "}"):
                 self.index += 1
-                return .object(members)
+                return (.object(members), Locations.object(at: start, members: memberLocations))
             default: throw self.failure("expected ',' or '}'")
             }
         }
     }
 
-    private mutating func parseArray(depth: Int) throws(JSONParseError) -> JSONValue {
-        guard depth <= Self.maximumDepth else { throw self.failure("nesting deeper than \(Self.maximumDepth)") }
+    private mutating func parseArray(depth: Int) throws(JSONParseError) -> (value: JSONValue, locations: Locations) {
+        guard depth <= JSONParser.maximumDepth else { throw self.failure("nesting deeper than \(JSONParser.maximumDepth)") }
+        let start = self.index
         self.index += 1
         var elements: [JSONValue] = []
+        var elementLocations = Locations.noElements
         self.skipWhitespace()
         if self.current == UInt8(ascii: "]") {
             self.index += 1
-            return .array(elements)
+            return (.array(elements), Locations.array(at: start, elements: elementLocations))
         }
         while true {
             self.skipWhitespace()
-            elements.append(try self.parseValue(depth: depth))
+            let element = try self.parseValue(depth: depth)
+            elements.append(element.value)
+            Locations.add(element.locations, to: &elementLocations)
             self.skipWhitespace()
             switch self.current {
             case UInt8(ascii: ","): self.index += 1
             case UInt8(ascii: "]"):
                 self.index += 1
-                return .array(elements)
+                return (.array(elements), Locations.array(at: start, elements: elementLocations))
             default: throw self.failure("expected ',' or ']'")
             }
         }

@@ -71,6 +71,13 @@ public enum JSONWriter {
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
+    /// `text` as a JSON string literal: quoted, escaped, always one line (for messages naming a value).
+    public static func quoted(_ text: String) -> String {
+        var bytes: [UInt8] = []
+        Self.writeString(text, into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     public static func writeString(_ text: String, into output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
