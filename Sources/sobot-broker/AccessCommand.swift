@@ -63,6 +63,7 @@ struct AccessCommand: AsyncParsableCommand {
 
         @OptionGroup var options: HomeOptions
         @OptionGroup var subject: SubjectOptions
+        @OptionGroup var output: JSONOutputOption
 
         @Option(help: "A tenant id, '*' for every tenant, or a prefix pattern: 'client-*' is every tenant whose id starts with client-.")
         var tenant: String
@@ -95,7 +96,10 @@ struct AccessCommand: AsyncParsableCommand {
                 }
                 try await store.grant(rule, now: Clock.unixNow)
             }
-            print("granted \(subject) \(patterns.joined(separator: ",")) for tenant \(self.tenant)\(DaemonNotice.reload(self.options))")
+            let daemon = DaemonNotice.ask(self.options)
+            var granted = List.json(rule).objectValue ?? [:]
+            granted["daemon"] = daemon.json
+            self.output.emit("granted \(subject) \(patterns.joined(separator: ",")) for tenant \(self.tenant)\(daemon.suffix)", json: granted)
         }
     }
 
@@ -152,6 +156,7 @@ struct AccessCommand: AsyncParsableCommand {
 
         @OptionGroup var options: HomeOptions
         @OptionGroup var subject: SubjectOptions
+        @OptionGroup var output: JSONOutputOption
 
         @Option(help: "Only the rule for this tenant ('*' included).")
         var tenant: String?
@@ -161,11 +166,12 @@ struct AccessCommand: AsyncParsableCommand {
             let tenant = self.tenant
             let removed = try await self.options.withStore { try await $0.revoke(subject, tenant: tenant) }
             // Revoking what is not there leaves the wanted state: said, not an error (scripts stay idempotent).
-            guard removed > 0 else {
-                print("\(subject) has no matching rule; nothing revoked")
-                return
-            }
-            print("revoked \(removed) rule\(removed == 1 ? "" : "s") of \(subject)\(DaemonNotice.reload(self.options))")
+            let daemon = removed > 0 ? DaemonNotice.ask(self.options) : ("", .null)
+            let subjectJSON = List.json(AccessRule(subject: subject, tenant: "*", methods: []))["subject"] ?? .null
+            self.output.emit(
+                removed > 0 ? "revoked \(removed) rule\(removed == 1 ? "" : "s") of \(subject)\(daemon.suffix)" : "\(subject) has no matching rule; nothing revoked",
+                json: ["subject": subjectJSON, "revoked": .integer(Int64(removed)), "daemon": daemon.json]
+            )
         }
     }
 }

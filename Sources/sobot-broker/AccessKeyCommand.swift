@@ -17,6 +17,7 @@ struct AccessKeyCommand: AsyncParsableCommand {
         )
 
         @OptionGroup var options: HomeOptions
+        @OptionGroup var output: JSONOutputOption
 
         @Option(help: "A tenant id, or '*' for every tenant.")
         var tenant: String
@@ -39,10 +40,17 @@ struct AccessKeyCommand: AsyncParsableCommand {
             let text = try ClientKeyText.generate()
             let key = ClientKey(id: text.id, name: self.name, tenant: self.tenant, methods: patterns, createdAt: Clock.unixNow)
             try await self.options.withStore { try await $0.createClientKey(key, secretHash: text.secretHash) }
-            let notice = DaemonNotice.reload(self.options)
-            print(text.revealed)
+            let daemon = DaemonNotice.ask(self.options)
+            // The key is the command's output, alone on stdout (or in the JSON document): shown this once.
+            self.output.emit(
+                text.revealed,
+                json: [
+                    "id": .string(text.id), "key": .string(text.revealed), "tenant": .string(self.tenant),
+                    "methods": .array(patterns.map(JSONValue.string)), "name": self.name.map(JSONValue.string) ?? .null, "daemon": daemon.json,
+                ]
+            )
             let scope = "\(patterns.joined(separator: ",")) for tenant \(self.tenant)"
-            FileHandle.standardError.write(Data("created client key \(text.id) (\(scope)); the key is shown only this once\(notice)\n".utf8))
+            FileHandle.standardError.write(Data("created client key \(text.id) (\(scope)); the key is shown only this once\(daemon.suffix)\n".utf8))
         }
     }
 
@@ -95,6 +103,7 @@ struct AccessKeyCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke a client key by its id (as 'access key list' shows it).")
 
         @OptionGroup var options: HomeOptions
+        @OptionGroup var output: JSONOutputOption
 
         @Argument(help: "The key's id.")
         var id: String
@@ -106,7 +115,8 @@ struct AccessKeyCommand: AsyncParsableCommand {
             }
             let id = self.id
             guard try await self.options.withStore({ try await $0.revokeClientKey(id: id) }) else { throw CLIError("no client key \(id)") }
-            print("revoked client key \(id)\(DaemonNotice.reload(self.options))")
+            let daemon = DaemonNotice.ask(self.options)
+            self.output.emit("revoked client key \(id)\(daemon.suffix)", json: ["id": .string(id), "revoked": true, "daemon": daemon.json])
         }
     }
 }

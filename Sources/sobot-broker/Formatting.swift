@@ -74,6 +74,14 @@ enum SecretMask {
 import Glibc
 #endif
 
+enum StandardError {
+    /// One line on stderr: notes that must not mix with a command's data on stdout.
+    static func line(_ text: String) {
+        let bytes = Array((text + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    }
+}
+
 enum StandardOutput {
     /// Pushes buffered output now: `print` is block-buffered when stdout is a pipe.
     static func flush() {

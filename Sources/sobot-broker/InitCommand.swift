@@ -8,6 +8,7 @@ struct InitCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: HomeOptions
+    @OptionGroup var output: JSONOutputOption
 
     func run() async throws {
         let home = self.options.brokerHome
@@ -26,8 +27,13 @@ struct InitCommand: AsyncParsableCommand {
     }
 
     private func report(_ home: BrokerHome, database: String, createdKey: Bool) {
-        print("home      \(home.paths.home)")
-        print("database  \(database)")
-        print("key       \(home.paths.masterKey) (\(createdKey ? "created" : "kept existing"))")
+        self.output.emit(
+            """
+            home      \(home.paths.home)
+            database  \(database)
+            key       \(home.paths.masterKey) (\(createdKey ? "created" : "kept existing"))
+            """,
+            json: ["home": .string(home.paths.home), "database": .string(database), "key_file": .string(home.paths.masterKey), "key_created": .bool(createdKey)]
+        )
     }
 }

@@ -15,14 +15,16 @@ struct KeyCommand: AsyncParsableCommand {
         )
 
         @OptionGroup var options: HomeOptions
+        @OptionGroup var output: JSONOutputOption
 
         func run() async throws {
             let home = self.options.brokerHome
             let extended = try home.loadKeyring().addingFreshKey()
             try MasterKeyFile.write(extended, to: home.paths.masterKey)
             let versions = extended.keys.map { String($0.id) }.joined(separator: ", ")
-            print(
-                "\(home.paths.masterKey) now holds versions \(versions); copy it to every broker's host, send each broker SIGHUP, then run `sobot-broker key rotate`"
+            self.output.emit(
+                "\(home.paths.masterKey) now holds versions \(versions); copy it to every broker's host, send each broker SIGHUP, then run `sobot-broker key rotate`",
+                json: ["key_file": .string(home.paths.masterKey), "versions": .array(extended.keys.map { .integer(Int64($0.id)) })]
             )
         }
     }
@@ -33,6 +35,7 @@ struct KeyCommand: AsyncParsableCommand {
         )
 
         @OptionGroup var options: HomeOptions
+        @OptionGroup var output: JSONOutputOption
 
         func run() async throws {
             let home = self.options.brokerHome
@@ -50,8 +53,12 @@ struct KeyCommand: AsyncParsableCommand {
             defer { withExtendedLifetime(lock) {} }
             let report = try await self.options.withStore { try await KeyRotation.rotate(home: home, store: $0) }
             let retired = report.retiredKeyIDs.map(String.init).joined(separator: ", ")
-            print(
-                "master key is now version \(report.activeKeyID); \(report.resealedSecrets) secrets re-sealed; retired versions: \(retired.isEmpty ? "none" : retired)"
+            self.output.emit(
+                "master key is now version \(report.activeKeyID); \(report.resealedSecrets) secrets re-sealed; retired versions: \(retired.isEmpty ? "none" : retired)",
+                json: [
+                    "active_version": .integer(Int64(report.activeKeyID)), "resealed_secrets": .integer(Int64(report.resealedSecrets)),
+                    "retired_versions": .array(report.retiredKeyIDs.map { .integer(Int64($0)) }),
+                ]
             )
         }
     }

@@ -21,6 +21,7 @@ struct SimulateCommand: AsyncParsableCommand {
     var tenantsFile: String?
 
     @OptionGroup var logging: LogOptions
+    @OptionGroup var output: JSONOutputOption
 
     func validate() throws {
         guard (0...65535).contains(self.port) else { throw ValidationError("--port must be 0-65535") }
@@ -33,12 +34,12 @@ struct SimulateCommand: AsyncParsableCommand {
         let loaded = try OfflineTenants.load(self.tenantsFile, environment: Environment.variables)
         let definitions = loaded.definitions
         for variable in loaded.standIns {
-            print("note: \(variable) is not set; the simulator uses a random key for that credential, so it will answer 900003 until you set the same value for both")
+            StandardError.line("note: \(variable) is not set; the simulator uses a random key for that credential, so it will answer 900003 until you set the same value for both")
         }
         for credential in definitions.flatMap(\.credentials) {
             simulator.register(appid: credential.appid, appKey: credential.appKey)
         }
-        let service = SimulatorService(simulator: simulator, port: self.port, appCount: definitions.count, ttl: self.tokenTtl)
+        let service = SimulatorService(simulator: simulator, port: self.port, appCount: definitions.count, ttl: self.tokenTtl, output: self.output)
         let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
@@ -50,12 +51,22 @@ struct SimulatorService: Service {
     let port: Int
     let appCount: Int
     let ttl: Double
+    let output: JSONOutputOption
 
     func run() async throws {
         let bound = try await self.simulator.start(port: self.port)
-        print("Sobot simulator on http://127.0.0.1:\(bound) (\(self.appCount) tenants, token TTL \(Int(self.ttl)) s)")
-        print("point the broker at it: SOBOT_BROKER_REGION_URLS=\"sg=http://127.0.0.1:\(bound),us=http://127.0.0.1:\(bound)\"")
-        print("make it fail: curl 'http://127.0.0.1:\(bound)/_simulator/fault?fault=http500' (none, hang, garbage, ret:999999, latency:250)")
+        let url = "http://127.0.0.1:\(bound)"
+        self.output.emit(
+            """
+            Sobot simulator on \(url) (\(self.appCount) tenants, token TTL \(Int(self.ttl)) s)
+            point the broker at it: SOBOT_BROKER_REGION_URLS="sg=\(url),us=\(url)"
+            make it fail: curl '\(url)/_simulator/fault?fault=http500' (none, hang, garbage, ret:999999, latency:250)
+            """,
+            json: [
+                "url": .string(url), "port": .integer(Int64(bound)), "tenants": .integer(Int64(self.appCount)), "token_ttl_s": .integer(Int64(self.ttl)),
+                "region_urls": .string("sg=\(url),us=\(url)"),
+            ]
+        )
         StandardOutput.flush()
         try? await gracefulShutdown()
         await self.simulator.stop()

@@ -16,6 +16,7 @@ struct TenantAddCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: HomeOptions
+    @OptionGroup var output: JSONOutputOption
 
     @Argument(help: "Tenant id: 1-64 of [a-z0-9_-].")
     var id: String
@@ -57,7 +58,15 @@ struct TenantAddCommand: AsyncParsableCommand {
             credentials: [CredentialDefinition(region: self.region, appid: self.appid, appKey: appKey)]
         )
         let report = try await self.options.withStore { try await $0.upsert([definition], now: Clock.unixNow, dryRun: false) }
-        print("\(report.tenantsAdded == 1 ? "added" : "updated") \(self.id)/\(self.region) (appid \(self.appid))\(DaemonNotice.reload(self.options))")
+        let daemon = DaemonNotice.ask(self.options)
+        let added = report.tenantsAdded == 1
+        self.output.emit(
+            "\(added ? "added" : "updated") \(self.id)/\(self.region) (appid \(self.appid))\(daemon.suffix)",
+            json: [
+                "tenant": .string(self.id), "region": .string(self.region), "appid": .string(self.appid), "tenant_added": .bool(added),
+                "daemon": daemon.json,
+            ]
+        )
     }
 
     private func readAppKey() throws -> String {
@@ -121,6 +130,7 @@ struct TenantRemoveCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: HomeOptions
+    @OptionGroup var output: JSONOutputOption
 
     @Argument(help: "Tenant id.")
     var id: String
@@ -135,7 +145,15 @@ struct TenantRemoveCommand: AsyncParsableCommand {
         var what = [Self.count(removed.credentials, "credential")]
         if removed.accessRules > 0 { what.append(Self.count(removed.accessRules, "access rule")) }
         if removed.clientKeys > 0 { what.append(Self.count(removed.clientKeys, "client key")) }
-        print("removed \(target) (\(what.joined(separator: ", ")))\(DaemonNotice.reload(self.options))")
+        let daemon = DaemonNotice.ask(self.options)
+        self.output.emit(
+            "removed \(target) (\(what.joined(separator: ", ")))\(daemon.suffix)",
+            json: [
+                "tenant": .string(self.id), "region": self.region.map(JSONValue.string) ?? .null,
+                "credentials": .integer(Int64(removed.credentials)), "access_rules": .integer(Int64(removed.accessRules)),
+                "client_keys": .integer(Int64(removed.clientKeys)), "daemon": daemon.json,
+            ]
+        )
     }
 
     private static func count(_ number: Int, _ noun: String) -> String {
