@@ -3,7 +3,8 @@
 #
 #   bash clients/python/run_tests.sh path/to/sobot-broker
 #
-# Starts `BINARY simulate` on a free port, creates a temporary home, imports one tenant (acme/sg),
+# Starts `BINARY simulate` on a free port, creates a temporary home, imports one tenant (acme/sg) and
+# one whose key Sobot refuses (refused/sg),
 # starts `BINARY serve`, runs the unittest suite with SOBOT_BROKER_SOCKET and SOBOT_SIMULATOR_URL
 # set, stops everything and exits with the tests' status. PYTHON (default python3) and
 # PYTHON_FLAGS (e.g. "-W error") choose the interpreter and its options.
@@ -68,6 +69,8 @@ done
 
 "$binary" init >"$tmp/init.log"
 "$binary" tenant import "$tenants" >"$tmp/import.log"
+# A second tenant whose key the simulator does not accept: Sobot's refusal (900003) reaches the client.
+printf 'not-the-key\n' | "$binary" tenant add refused --region sg --appid 1 --app-key-stdin >>"$tmp/import.log"
 
 "$binary" serve --log-level warning >"$tmp/serve.log" 2>&1 &
 serve_pid=$!

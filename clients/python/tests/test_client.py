@@ -227,6 +227,15 @@ class BrokerTests(unittest.TestCase):
             self.client.request("ghost", TICKET_QUERY)
         self.assertEqual(raised.exception.code, -32001)
 
+    def test_a_refused_credential_keeps_the_code_and_sobots_ret_code(self) -> None:
+        with self.assertRaises(UpstreamRejected) as raised:
+            self.client.token("refused", region=REGION)
+        error = raised.exception
+        self.assertEqual(error.code, -32003)
+        self.assertEqual((error.ret_code, error.ret_msg), ("900003", "signature error"))
+        self.assertIn("-32003", str(error))
+        self.assertNotIn("not-the-key", str(error) + repr(error))
+
     def test_invalid_params(self) -> None:
         with self.assertRaises(InvalidParams):
             self.client.call("token.get", {"tenant": TENANT, "colour": "blue"})
