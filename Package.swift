@@ -116,7 +116,12 @@ let package = Package(
             dependencies: ["BrokerCore", "BrokerPostgres", "BrokerServer", "SobotSimulator", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "SobotSimulator", "TestSupport"]),
+        .testTarget(
+            name: "BrokerCoreTests",
+            dependencies: [
+                "BrokerCore", "SobotSimulator", "TestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "BrokerPostgresTests",
             dependencies: [

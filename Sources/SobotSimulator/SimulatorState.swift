@@ -11,6 +11,8 @@ struct SimulatorState {
     var businessFault: SimulatorFault = .none
     var tokenRequests: [(appid: String, at: Double)] = []
     var businessRequests = 0
+    /// Connections accepted so far.
+    var connections = 0
 
     init(tokenTTL: Double) {
         self.tokenTTL = tokenTTL

@@ -64,6 +64,9 @@ public final class SobotSimulator: Sendable {
 
     public var businessRequestCount: Int { self.state.withLock { $0.businessRequests } }
 
+    /// Connections accepted so far: how well a client reuses keep-alive connections.
+    public var connectionCount: Int { self.state.withLock { $0.connections } }
+
     /// Some other party calls `get_token` for `appid`: the broker's token stops working.
     public func issueTokenElsewhere(appid: String) {
         self.state.withLock { _ = $0.issueToken(appid: appid, now: Self.now()) }
@@ -124,6 +127,7 @@ public final class SobotSimulator: Sendable {
     // MARK: HTTP
 
     private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        self.state.withLock { $0.connections += 1 }
         try? await connection.executeThenClose { inbound, outbound in
             var head: HTTPRequestHead?
             var body = ByteBuffer()

@@ -1,6 +1,9 @@
 import Logging
+import NIOCore
+import NIOPosix
 
-/// The broker's `UpstreamCalling`: the token manager supplies the token, `SobotClient` makes the call.
+/// The broker's `UpstreamCalling`: the token manager supplies the token, `SobotClient` makes the call
+/// (whole forwarded calls to a plain-HTTP base URL go through the `EventLoopForwarder` instead).
 ///
 /// On `900002` (token expired) it reports the token with compare-and-refresh and retries exactly
 /// once with the fresh token; a second `900002` surfaces as an error, never a loop. `900001` (token
@@ -9,13 +12,30 @@ public struct BrokerUpstream: UpstreamCalling {
     let tokens: TokenManager
     let client: SobotClient
     let store: any BrokerStore
+    let forwarder: EventLoopForwarder?
     let logger: Logger
 
-    public init(tokens: TokenManager, client: SobotClient, store: any BrokerStore, logger: Logger) {
+    public init(tokens: TokenManager, client: SobotClient, store: any BrokerStore, forwarder: EventLoopForwarder? = nil, logger: Logger) {
         self.tokens = tokens
         self.client = client
         self.store = store
+        self.forwarder = forwarder
         self.logger = logger
+    }
+
+    /// One whole call with `token`: over the forwarder's keep-alive connections when the region's base
+    /// URL is plain HTTP, else through `SobotClient` (AsyncHTTPClient, TLS).
+    private func forward(_ call: SobotCall, region: String, token: String) async throws(SobotError) -> SobotCallReply {
+        guard let forwarder = self.forwarder, forwarder.canForward(region: region) else {
+            return try await self.client.forward(call, region: region, token: token)
+        }
+        do {
+            return try await forwarder.forward(call, region: region, token: token, on: NIOSingletons.posixEventLoopGroup.any()).get()
+        } catch let error as SobotError {
+            throw error
+        } catch {
+            throw .unavailable("\(error)")
+        }
     }
 
     public func post(tenant: String, region: String?, path: String, body: JSONValue) async throws(ModuleError) -> JSONValue {
@@ -37,11 +57,29 @@ public struct BrokerUpstream: UpstreamCalling {
         try await self.withFreshToken(tenant: call.tenant, region: call.region) { key, token throws(ModuleError) in
             let reply: SobotCallReply
             do throws(SobotError) {
-                reply = try await self.client.forward(call, region: key.region, token: token.value)
+                reply = try await self.forward(call, region: key.region, token: token.value)
             } catch {
                 throw ModuleError(error)
             }
             return SobotClient.saysTokenExpired(reply.body) ? .tokenExpired(asItCame: .success(reply)) : .finished(reply)
+        }
+    }
+
+    /// The second attempt of a call whose first attempt, made elsewhere with `reported`, was answered
+    /// `900002`: reports that token (compare-and-refresh) and sends once more with the fresh one.
+    /// Whatever comes back is returned as it came: a second `900002` in a row included.
+    public func resend(_ call: SobotCall, key: TokenKey, afterExpiredToken reported: String) async throws(ModuleError) -> SobotCallReply {
+        self.logger.info("upstream says token expired; refreshing once", metadata: ["key": "\(key)"])
+        let token: LiveToken
+        do throws(TokenError) {
+            token = try await self.tokens.invalidate(key, reported: reported)
+        } catch {
+            throw ModuleError(error)
+        }
+        do throws(SobotError) {
+            return try await self.forward(call, region: key.region, token: token.value)
+        } catch {
+            throw ModuleError(error)
         }
     }
 

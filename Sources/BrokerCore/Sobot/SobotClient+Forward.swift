@@ -41,7 +41,21 @@ extension SobotClient {
     /// Whether a reply body says the token expired (`ret_code` 900002), whatever its HTTP status.
     /// Such a reply is small: a larger body is a business answer and is not parsed for this.
     public static func saysTokenExpired(_ body: [UInt8]) -> Bool {
-        guard body.count <= 64 << 10, let reply = try? JSONParser.parse(body) else { return false }
+        // Almost every reply is not one: parsed only when the code's digits appear at all.
+        guard body.count <= 64 << 10, Self.contains(body, Self.tokenExpiredDigits), let reply = try? JSONParser.parse(body) else { return false }
         return SobotReply.returnCode(reply) == SobotReturnCode.tokenExpired
+    }
+
+    private static let tokenExpiredDigits = Array(SobotReturnCode.tokenExpired.utf8)
+
+    private static func contains(_ bytes: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, bytes.count >= needle.count else { return false }
+        var index = 0
+        let last = bytes.count - needle.count
+        while index <= last {
+            if bytes[index] == first, bytes[index..<index + needle.count].elementsEqual(needle) { return true }
+            index += 1
+        }
+        return false
     }
 }

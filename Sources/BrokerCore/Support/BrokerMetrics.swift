@@ -30,8 +30,11 @@ public enum BrokerMetrics {
     ]
 
     static func recordUpstreamCall(region: String, endpoint: String, outcome: String, duration: Duration) {
+        Self.upstreamTimer(region: region, endpoint: endpoint, outcome: outcome).recordNanoseconds(duration.nanoseconds)
+    }
+
+    static func upstreamTimer(region: String, endpoint: String, outcome: String) -> Timer {
         Timer(label: Self.upstreamCalls, dimensions: [("region", region), ("endpoint", endpoint), ("outcome", outcome)])
-            .recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 
     static func recordTokenFetch(region: String, outcome: String, background: Bool) {

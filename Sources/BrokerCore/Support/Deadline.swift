@@ -23,6 +23,11 @@ extension Duration {
         self.components.seconds * 1000 + self.components.attoseconds / 1_000_000_000_000_000
     }
 
+    /// Whole nanoseconds, for metrics timers.
+    public var nanoseconds: Int64 {
+        self.components.seconds * 1_000_000_000 + self.components.attoseconds / 1_000_000_000
+    }
+
     public var seconds: Double {
         Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18
     }

@@ -48,6 +48,7 @@ public final class BrokerDaemon: Sendable {
 
     private let group: ServiceGroup
     private let client: SobotClient
+    private let forwarder: EventLoopForwarder
     private let backend: DaemonBackend
     private let lock: ServeLock
     public let tokens: TokenManager
@@ -106,7 +107,8 @@ public final class BrokerDaemon: Sendable {
         FreedMemory.release()
         let exporter = MetricsExporter(tokens: tokens)
         let audit = AuditLog(path: configuration.paths.home + "/audit.log", slotKeys: tokens.cache.key(of:), logger: logger)
-        let upstream = BrokerUpstream(tokens: tokens, client: client, store: store, logger: logger)
+        let forwarder = EventLoopForwarder(regions: configuration.regions, timeouts: configuration.timeouts)
+        let upstream = BrokerUpstream(tokens: tokens, client: client, store: store, forwarder: forwarder, logger: logger)
         let methods = BrokerMethods(tokens: tokens, store: store, registry: registry, access: access, clientKeys: clientKeys, cluster: backend.cluster)
         let dispatcher = RPCDispatcher(
             handlers: methods.handlers,
@@ -123,11 +125,13 @@ public final class BrokerDaemon: Sendable {
             let router = ProxyRouter(dispatcher: dispatcher, upstream: upstream) {
                 (try? await methods.health(nil, peer: owner)) ?? ["status": "ok"]
             }
+            let fastPath = ProxyFastPath(cache: tokens.cache, clock: clock, forwarder: forwarder, upstream: upstream, dispatcher: dispatcher)
             do {
                 proxy = try await HTTPProxyServer.bind(
                     configuration.httpProxy,
                     socketGroup: configuration.socketGroup,
                     router: router,
+                    fastPath: fastPath,
                     keys: { presented in clientKeys.verify(presented: presented) },
                     limits: configuration.proxyLimits,
                     logger: logger
@@ -201,6 +205,7 @@ public final class BrokerDaemon: Sendable {
             )
         )
         self.client = client
+        self.forwarder = forwarder
         self.tokens = tokens
         self.clientKeys = clientKeys
         self.backend = backend
@@ -212,10 +217,12 @@ public final class BrokerDaemon: Sendable {
             try await self.group.run()
         } catch {
             await self.backend.stop()
+            self.forwarder.shutdown()
             try? await self.client.shutdown()
             throw error
         }
         await self.backend.stop()
+        self.forwarder.shutdown()
         try await self.client.shutdown()
         withExtendedLifetime(self.lock) {}
     }

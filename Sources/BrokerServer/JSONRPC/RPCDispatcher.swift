@@ -45,6 +45,8 @@ public final class RPCDispatcher: Sendable {
     private let access: AccessControl
     private let audit: AuditLog?
     private let logger: Logger
+    /// `sobot.request` successes, counted per forwarded call: made once, as the socket loops' counter is.
+    private let forwardedOK = Counter(label: BrokerMetrics.rpcRequests, dimensions: [("method", "sobot.request"), ("code", "ok")])
 
     public init(
         handlers: [String: Handler],
@@ -228,7 +230,11 @@ public final class RPCDispatcher: Sendable {
         case .success: (code, kind) = (nil, .ok)
         case .failure(let error): (code, kind) = (error.code, error.code == RPCError.permissionDeniedCode ? .denied : .error)
         }
-        Counter(label: BrokerMetrics.rpcRequests, dimensions: [("method", "sobot.request"), ("code", code.map(String.init) ?? "ok")]).increment()
+        if let code {
+            Counter(label: BrokerMetrics.rpcRequests, dimensions: [("method", "sobot.request"), ("code", String(code))]).increment()
+        } else {
+            self.forwardedOK.increment()
+        }
         guard let audit = self.audit else { return }
         if let remote = context.remote {
             audit.record(clientKey: remote.id, method: "sobot.request", tenant: tenant, region: region, outcome: kind, code: code, call: call)

@@ -10,7 +10,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// `serve --http-proxy`: HTTP/1.1 with keep-alive on SwiftNIO's codec, on Unix sockets and loopback
-/// TCP ports, answering each request through `ProxyRouter`.
+/// TCP ports. Each connection is served by a `ProxyConnectionHandler` on its event loop: the common
+/// case (`ProxyFastPath`) never leaves the loop; everything else is answered by `ProxyRouter`.
 ///
 /// Bounds: connections (past `maximumConnections` a new one is closed at once), header bytes (431),
 /// body bytes (413), and time without a whole request (`ProxyConnectionTimer`). A Unix socket is
@@ -18,8 +19,9 @@ import Synchronization
 /// caller must present a client key (`Authorization: Bearer KEY`), or gets 401.
 ///
 /// As a `Service`, `run()` serves until graceful shutdown, then stops accepting and reading, lets
-/// requests in progress finish (their upstream calls are bounded) and removes its socket files.
-public final class HTTPProxyServer: Service {
+/// requests in progress finish (their upstream calls are bounded by their deadline) and removes its
+/// socket files.
+public final class HTTPProxyServer: Service, Sendable {
     public struct Limits: Sendable {
         public var maximumConnections = 1024
         public var maximumBodySize = SobotCall.maximumBodySize
@@ -29,6 +31,9 @@ public final class HTTPProxyServer: Service {
         public var waitLimit: TimeAmount = .seconds(30)
         /// How long a request's body may take to arrive after its head.
         public var bodyLimit: TimeAmount = .seconds(30)
+        /// How long a graceful shutdown waits for requests in progress (an upstream call's own deadline
+        /// is 15 s) before it closes their connections.
+        public var drainLimit: TimeAmount = .seconds(20)
 
         public init() {}
     }
@@ -36,25 +41,20 @@ public final class HTTPProxyServer: Service {
     /// Who may use the proxy's TCP ports: the client keys, as loaded now.
     public typealias KeyCheck = @Sendable (_ presented: String) -> (any RemoteCallerGrant)?
 
-    private typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
-
-    private struct Listener {
+    private struct Listener: Sendable {
         let address: ProxyListenAddress
-        let channel: NIOAsyncChannel<(Connection, PeerCredentials?), Never>
+        let channel: Channel
         let socketFile: UnixListener?
     }
 
     private let listeners: [Listener]
-    private let router: ProxyRouter
-    private let keys: KeyCheck
+    private let connections: ProxyConnections
     private let limits: Limits
     private let logger: Logger
-    private let open = Atomic<Int>(0)
 
-    private init(listeners: [Listener], router: ProxyRouter, keys: @escaping KeyCheck, limits: Limits, logger: Logger) {
+    private init(listeners: [Listener], connections: ProxyConnections, limits: Limits, logger: Logger) {
         self.listeners = listeners
-        self.router = router
-        self.keys = keys
+        self.connections = connections
         self.limits = limits
         self.logger = logger
     }
@@ -66,45 +66,59 @@ public final class HTTPProxyServer: Service {
         socketMode: mode_t = 0o600,
         socketGroup: gid_t? = nil,
         router: ProxyRouter,
+        fastPath: ProxyFastPath? = nil,
         keys: @escaping KeyCheck,
         limits: Limits = Limits(),
         logger: Logger
     ) async throws -> HTTPProxyServer {
+        let responder = ProxyResponder(router: router, fastPath: fastPath, keys: keys, limits: limits)
+        let connections = ProxyConnections(limit: limits.maximumConnections)
         var listeners: [Listener] = []
         do {
             for address in addresses {
-                listeners.append(try await Self.listen(on: address, mode: socketMode, group: socketGroup, limits: limits))
+                listeners.append(
+                    try await Self.listen(on: address, mode: socketMode, group: socketGroup, responder: responder, connections: connections, limits: limits)
+                )
             }
         } catch {
             for listener in listeners {
-                try? await listener.channel.channel.close()
+                try? await listener.channel.close()
                 listener.socketFile?.removeSocketFile()
             }
             throw error
         }
-        return HTTPProxyServer(listeners: listeners, router: router, keys: keys, limits: limits, logger: logger)
+        return HTTPProxyServer(listeners: listeners, connections: connections, limits: limits, logger: logger)
     }
 
-    private static func listen(on address: ProxyListenAddress, mode: mode_t, group: gid_t?, limits: Limits) async throws -> Listener {
+    private static func listen(
+        on address: ProxyListenAddress,
+        mode: mode_t,
+        group: gid_t?,
+        responder: ProxyResponder,
+        connections: ProxyConnections,
+        limits: Limits
+    ) async throws -> Listener {
         let bootstrap = ServerBootstrap(group: NIOSingletons.posixEventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
-        let initialize: @Sendable (Channel) -> EventLoopFuture<(Connection, PeerCredentials?)> = { channel in
-            Self.peerCredentials(of: channel).flatMapThrowing { peer in
-                try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                try channel.pipeline.syncOperations.addHandler(ProxyConnectionTimer(waitLimit: limits.waitLimit, bodyLimit: limits.bodyLimit))
-                return (try Connection(wrappingChannelSynchronously: channel), peer)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                guard connections.admit(channel) else { return channel.close() }
+                return Self.peerCredentials(of: channel).flatMapThrowing { peer in
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+                    try pipeline.addHandler(ProxyConnectionTimer(waitLimit: limits.waitLimit, bodyLimit: limits.bodyLimit))
+                    try pipeline.addHandler(ProxyConnectionHandler(responder: responder, peer: peer))
+                }
             }
-        }
         switch address {
         case .tcp(let host, let port):
-            let channel = try await bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .bind(host: host, port: port, childChannelInitializer: initialize)
+            let channel = try await bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1).bind(host: host, port: port).get()
             return Listener(address: address, channel: channel, socketFile: nil)
         case .unix(let path):
             let file = try UnixListener.bind(path: path, mode: mode, group: group)
             do {
-                let channel = try await bootstrap.bind(file.descriptor, childChannelInitializer: initialize)
+                let channel = try await bootstrap.withBoundSocket(file.descriptor).get()
                 return Listener(address: address, channel: channel, socketFile: file)
             } catch {
                 close(file.descriptor)
@@ -149,139 +163,18 @@ public final class HTTPProxyServer: Service {
 
     /// The TCP port actually bound at `index` (for port 0 in tests).
     public func boundPort(at index: Int) -> Int? {
-        self.listeners[index].channel.channel.localAddress?.port
+        self.listeners[index].channel.localAddress?.port
     }
 
+    /// Serves until graceful shutdown; then stops accepting, stops reading further requests, waits
+    /// (at most `drainLimit`) for the requests in progress, and removes the socket files.
     public func run() async throws {
-        await withDiscardingTaskGroup { group in
-            for listener in self.listeners {
-                group.addTask { await self.accept(on: listener) }
-            }
+        self.logger.info("HTTP proxy listening", metadata: ["addresses": "\(self.listeners.map { "\($0.address)" }.joined(separator: ", "))"])
+        try? await gracefulShutdown()
+        for listener in self.listeners {
+            try? await listener.channel.close()
         }
-    }
-
-    private func accept(on listener: Listener) async {
-        // Accepting stops at graceful shutdown: the server channel closes and its sequence ends;
-        // the group then waits for the connections, which stop reading at the same moment.
-        await withGracefulShutdownHandler {
-            try? await listener.channel.executeThenClose { inbound in
-                try await withThrowingDiscardingTaskGroup { group in
-                    for try await (connection, peer) in inbound {
-                        guard self.open.add(1, ordering: .relaxed).newValue <= self.limits.maximumConnections else {
-                            self.open.subtract(1, ordering: .relaxed)
-                            try? await connection.channel.close()
-                            continue
-                        }
-                        group.addTask {
-                            defer { self.open.subtract(1, ordering: .relaxed) }
-                            await withGracefulShutdownHandler {
-                                await self.serve(connection, peer: peer)
-                            } onGracefulShutdown: {
-                                // No further request is read; the one in progress is still answered.
-                                connection.channel.close(mode: .input, promise: nil)
-                            }
-                        }
-                    }
-                }
-            }
-        } onGracefulShutdown: {
-            listener.channel.channel.close(promise: nil)
-        }
-        listener.socketFile?.removeSocketFile()
-    }
-
-    /// Answers one connection's requests in turn until it closes, misbehaves, or asks to close.
-    private func serve(_ connection: Connection, peer: PeerCredentials?) async {
-        try? await connection.executeThenClose { inbound, outbound in
-            var head: HTTPRequestHead?
-            var body: ByteBuffer?
-            for try await part in inbound {
-                switch part {
-                case .head(let requestHead):
-                    (head, body) = (requestHead, nil)
-                    // Refused on its head alone: answered at once, and the connection closed rather
-                    // than the rest of the request read.
-                    if let refusal = self.refusal(of: requestHead) {
-                        try await Self.write(refusal, version: requestHead.version, keepAlive: false, to: outbound)
-                        return
-                    }
-                case .body(var chunk):
-                    guard let requestHead = head else { continue }
-                    if (body?.readableBytes ?? 0) + chunk.readableBytes > self.limits.maximumBodySize {
-                        try await Self.write(Self.bodyTooLarge(self.limits), version: requestHead.version, keepAlive: false, to: outbound)
-                        return
-                    }
-                    if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
-                case .end:
-                    guard let requestHead = head else { continue }
-                    let request = ProxyRequest(method: requestHead.method, uri: requestHead.uri, headers: requestHead.headers, body: body)
-                    let response = await self.respond(to: request, peer: peer)
-                    try await Self.write(response, version: requestHead.version, keepAlive: requestHead.isKeepAlive, to: outbound)
-                    guard requestHead.isKeepAlive else { return }
-                    (head, body) = (nil, nil)
-                }
-            }
-        }
-    }
-
-    /// A refusal decided from the head alone: headers too large, or a declared body too large.
-    private func refusal(of head: HTTPRequestHead) -> ProxyResponse? {
-        let headerBytes = head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 } + head.uri.utf8.count
-        if headerBytes > self.limits.maximumHeaderBytes {
-            return .error(
-                code: ErrorCode.invalidRequest,
-                message: "invalid request: the request line and headers are larger than \(self.limits.maximumHeaderBytes >> 10) KiB",
-                status: .requestHeaderFieldsTooLarge
-            )
-        }
-        if let declared = head.headers.first(name: "content-length"), let length = Int(declared), length > self.limits.maximumBodySize {
-            return Self.bodyTooLarge(self.limits)
-        }
-        return nil
-    }
-
-    private static func bodyTooLarge(_ limits: Limits) -> ProxyResponse {
-        .error(
-            code: ErrorCode.invalidRequest,
-            message: "invalid request: the body is larger than \(limits.maximumBodySize >> 20) MiB",
-            status: .payloadTooLarge
-        )
-    }
-
-    /// Who is calling decides how: a local caller by its access rules, a TCP caller by its key.
-    private func respond(to request: ProxyRequest, peer: PeerCredentials?) async -> ProxyResponse {
-        let path = request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? ""
-        if path == "/_broker/health" {
-            return await self.router.respond(to: request, context: CallContext(peer: peer ?? PeerCredentials(pid: 0, uid: UInt32.max, gid: UInt32.max)))
-        }
-        if let peer { return await self.router.respond(to: request, context: CallContext(peer: peer)) }
-        guard let presented = Self.bearer(request.headers), let grant = self.keys(presented) else {
-            return .error(
-                code: ErrorCode.permissionDenied,
-                message: "permission denied: a client key is required over TCP (Authorization: Bearer KEY)",
-                status: .unauthorized
-            )
-        }
-        return await self.router.respond(to: request, context: CallContext(remote: grant))
-    }
-
-    private static func bearer(_ headers: HTTPHeaders) -> String? {
-        guard let value = headers.first(name: "authorization"), value.count > 7, value.prefix(7).lowercased() == "bearer " else { return nil }
-        return String(value.dropFirst(7))
-    }
-
-    private static func write(
-        _ response: ProxyResponse,
-        version: HTTPVersion,
-        keepAlive: Bool,
-        to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
-    ) async throws {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: response.contentType)
-        headers.add(name: "content-length", value: String(response.body.count))
-        if !keepAlive { headers.add(name: "connection", value: "close") }
-        try await outbound.write(.head(HTTPResponseHead(version: version, status: response.status, headers: headers)))
-        try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: response.body))))
-        try await outbound.write(.end(nil))
+        await self.connections.drain(within: self.limits.drainLimit)
+        for listener in self.listeners { listener.socketFile?.removeSocketFile() }
     }
 }
