@@ -65,12 +65,8 @@ public final class BrokerProcess: @unchecked Sendable {
         self.process.standardError = FileHandle(forWritingAtPath: self.outputDirectory.file("stderr"))
     }
 
-    /// One spawn at a time: Foundation's `Process.run()` crashed the test process once (a bad
-    /// `memcpy` inside it) while several threads spawned and waited at once.
-    private static let spawning = NSLock()
-
     public func start() throws {
-        try Self.spawning.withLock { try self.process.run() }
+        try self.process.run()
     }
 
     public var pid: Int32 { self.process.processIdentifier }
