@@ -162,13 +162,14 @@ private final class LoopPool: @unchecked Sendable {
                 .connect(host: endpoint.host, port: endpoint.port)
         }
         let promise = self.loop.makePromise(of: SobotCallReply.self)
+        let patience = max(1, ((deadline - .now()).nanoseconds + 999_999_999) / 1_000_000_000)
         let timeout = self.loop.scheduleTask(deadline: deadline) {
-            promise.fail(SobotError.unavailable("no answer within \(Int((deadline - .now()).nanoseconds / 1_000_000_000)) s"))
+            promise.fail(SobotError.unavailable("timed out (no whole answer within \(patience) s)"))
         }
         channel.whenComplete { result in
             switch result {
             case .failure(let error):
-                promise.fail(SobotError.unavailable("cannot connect: \(error)"))
+                promise.fail(SobotError.unavailable(SobotClient.describe(error)))
             case .success(let channel):
                 self.exchange(on: channel, head: head, body: body, endpoint: endpoint, promise: promise)
             }
@@ -205,7 +206,7 @@ private final class LoopPool: @unchecked Sendable {
                 promise.succeed(answer.reply)
             case .failure(let error):
                 channel.close(promise: nil)
-                promise.fail(error is SobotError ? error : SobotError.unavailable("\(error)"))
+                promise.fail(error is SobotError ? error : SobotError.unavailable(SobotClient.describe(error)))
             }
         }
         // A deadline that passes first closes the connection, which ends the exchange.
@@ -285,7 +286,7 @@ final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        self.finish(.failure(SobotError.unavailable("\(error)")))
+        self.finish(.failure(SobotError.unavailable(SobotClient.describe(error))))
         context.close(promise: nil)
     }
 
