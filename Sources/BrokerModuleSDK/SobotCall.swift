@@ -42,6 +42,13 @@ public struct SobotCall: Sendable {
     }
 }
 
+extension SobotCall {
+    /// The path and, when there is one, `?` and the encoded query: what follows the base URL.
+    public var target: String {
+        self.query.encoded.isEmpty ? self.path.value : self.path.value + "?" + self.query.encoded
+    }
+}
+
 /// Sobot's answer to a forwarded call, as it came: status, content type and body.
 public struct SobotCallReply: Sendable, Equatable {
     public var status: Int

@@ -84,7 +84,7 @@ enum FuzzTargets {
             var trimmed = path.lowercased()
             while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
             guard trimmed != "/api/get_token" else { fatalError("get_token was accepted") }
-            let url = "https://sg.sobot.io" + path + (call.query.encoded.isEmpty ? "" : "?" + call.query.encoded)
+            let url = "https://sg.sobot.io" + call.target
             guard let parsed = URLComponents(string: url), parsed.host == "sg.sobot.io", parsed.percentEncodedPath == path else {
                 fatalError("an accepted target changes the URL's host or path")
             }

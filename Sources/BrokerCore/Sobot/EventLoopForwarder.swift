@@ -78,22 +78,12 @@ public final class EventLoopForwarder: Sendable {
             return loop.makeFailedFuture(SobotError.unavailable("no plain-HTTP base URL for region \"\(region)\""))
         }
         guard IssuedToken.isWellFormed(token) else { return loop.makeFailedFuture(SobotError.unavailable("the token is not a valid header value")) }
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(6)
+        var headers = SobotClient.headers(for: call, token: token)
         headers.add(name: "host", value: endpoint.authority)
-        headers.add(name: "accept", value: "application/json")
-        headers.add(name: "token", value: token)
-        if let language = call.language { headers.add(name: "language", value: language) }
-        var body: ByteBuffer?
-        if let bytes = call.body {
-            headers.add(name: "content-type", value: call.contentType ?? "application/json")
-            headers.add(name: "content-length", value: String(bytes.count))
-            body = ByteBuffer(bytes: bytes)
-        } else if call.method != .get {
-            headers.add(name: "content-length", value: "0")
-        }
-        let uri = endpoint.pathPrefix + call.path.value + (call.query.encoded.isEmpty ? "" : "?" + call.query.encoded)
-        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: call.method.rawValue), uri: uri, headers: headers)
+        // AsyncHTTPClient adds the framing itself; here it is ours to send.
+        if call.body != nil || call.method != .get { headers.add(name: "content-length", value: String(call.body?.count ?? 0)) }
+        let body = call.body.map { ByteBuffer(bytes: $0) }
+        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: call.method.rawValue), uri: endpoint.pathPrefix + call.target, headers: headers)
         let started = ContinuousClock.now
         let deadline = NIODeadline.now() + .milliseconds(Int64(self.timeouts.total * 1000))
         let connect = TimeAmount.milliseconds(Int64(self.timeouts.connect * 1000))

@@ -11,15 +11,10 @@ extension SobotClient {
             throw .unavailable("no base URL for region \"\(region)\"")
         }
         guard IssuedToken.isWellFormed(token) else { throw .unavailable("the token is not a valid header value") }
-        var request = HTTPClientRequest(url: base + call.path.value + (call.query.encoded.isEmpty ? "" : "?" + call.query.encoded))
+        var request = HTTPClientRequest(url: base + call.target)
         request.method = HTTPMethod(rawValue: call.method.rawValue)
-        request.headers.add(name: "accept", value: "application/json")
-        request.headers.add(name: "token", value: token)
-        if let language = call.language { request.headers.add(name: "language", value: language) }
-        if let body = call.body {
-            request.headers.add(name: "content-type", value: call.contentType ?? "application/json")
-            request.body = .bytes(ByteBuffer(bytes: body))
-        }
+        request.headers = Self.headers(for: call, token: token)
+        if let body = call.body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let http = self.http
         let prepared = request
         let started = ContinuousClock.now
@@ -36,6 +31,18 @@ extension SobotClient {
             if error is NIOTooManyBytesError { throw .unavailable("the reply is larger than \(SobotCall.maximumBodySize >> 20) MiB") }
             throw .unavailable(Self.describe(error))
         }
+    }
+
+    /// The headers a forwarded call goes out with, whichever client sends it: `accept`, the broker's
+    /// `token`, and the caller's `language` and (with a body) `content-type`; nothing else of the caller's.
+    static func headers(for call: SobotCall, token: String) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(6)
+        headers.add(name: "accept", value: "application/json")
+        headers.add(name: "token", value: token)
+        if let language = call.language { headers.add(name: "language", value: language) }
+        if call.body != nil { headers.add(name: "content-type", value: call.contentType ?? "application/json") }
+        return headers
     }
 
     /// Whether a reply body says the token expired (`ret_code` 900002), whatever its HTTP status.
