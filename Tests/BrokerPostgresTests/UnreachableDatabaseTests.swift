@@ -81,6 +81,10 @@ import Glibc
         defer { fixture.stop() }
         try await fixture.withStore { _ in }
         try await fixture.withStore(options: Self.options(timeout: .milliseconds(500)), migrate: false) { store in
+            // A connection made before the lock: on a loaded machine, opening one can itself take over
+            // the 0.5 s timeout (so this tries until one opens), which would fail the upsert below
+            // before it is ever stuck.
+            #expect(await eventually(timeout: 30, interval: 0.1) { (try? await store.summaries()) != nil })
             // Held 8 s: in a loaded full suite the upsert below once reached the server only after a 2 s
             // hold had ended, and then (rightly) succeeded.
             async let holder: String = fixture.psql("BEGIN; LOCK TABLE tenants; SELECT pg_sleep(8); COMMIT;")

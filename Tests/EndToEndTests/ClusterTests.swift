@@ -202,7 +202,7 @@ import Testing
         let entries = (0..<100_000).map { #"{"id":"big\#($0)","credentials":[{"region":"sg","appid":"a\#($0)","app_key":"k\#($0)"}]}"# }
         try #"{"tenants":[\#(entries.joined(separator: ","))]}"#.write(toFile: file, atomically: true, encoding: .utf8)
         let process = BrokerProcess(["tenant", "import", file], environment: cluster.environment(0))
-        try process.start()
+        try await process.launch()
         try await Task.sleep(for: .milliseconds(1500))
         let interrupted = process.isRunning
         process.signal(SIGKILL)

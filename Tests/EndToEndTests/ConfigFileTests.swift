@@ -16,7 +16,7 @@ import Testing
     /// Starts `serve` with `arguments` and waits until `socket` answers.
     private static func serve(_ daemon: RunningDaemon, _ arguments: [String], environment: [String: String], socket: String) async throws -> BrokerProcess {
         let process = BrokerProcess(["serve"] + arguments, environment: environment)
-        try process.start()
+        try await process.launch()
         let ready = await eventually(timeout: 20) {
             (try? await onThread { try BrokerClient(socketPath: socket).call("broker.health") }) != nil || !process.isRunning
         }

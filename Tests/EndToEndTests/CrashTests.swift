@@ -49,7 +49,7 @@ enum CrashRun {
 
     static func killAfter(_ arguments: [String], environment: [String: String], milliseconds: Int) async throws -> Bool {
         let process = BrokerProcess(arguments, environment: environment)
-        try process.start()
+        try await process.launch()
         try await Task.sleep(for: .milliseconds(milliseconds))
         let interrupted = process.isRunning
         process.signal(SIGKILL)
@@ -104,7 +104,7 @@ enum CrashRun {
         }
         print("crash run: import of \(tenants) tenants killed \(delays.count) times; credentials after each kill: \(outcomes)")
         let daemon = BrokerProcess(["serve"], environment: environment)
-        try daemon.start()
+        try await daemon.launch()
         let socket = directory.file("home") + "/broker.sock"
         #expect(await eventually(timeout: 15) { (try? await onThread { try BrokerClientProbe.health(socket) }) == true })
         daemon.signal(SIGTERM)

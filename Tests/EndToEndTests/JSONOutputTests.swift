@@ -62,7 +62,7 @@ import Testing
 
     @Test func simulatePrintsWhereItListensAsJSON() async throws {
         let process = BrokerProcess(["simulate", "--json"])
-        try process.start()
+        try await process.launch()
         defer { if process.isRunning { process.signal(SIGTERM) } }
         #expect(await eventually(timeout: 20) { process.stdoutSoFar.hasSuffix("}\n") }, "\(process.stderrSoFar)")
         let started = try JSONParser.parse(Array(process.stdoutSoFar.utf8))

@@ -88,12 +88,12 @@ import Testing
         }
 
         let initialize = asService(try #require(values("ExecStartPre").first))
-        try initialize.start()
+        try await initialize.launch()
         let initialized = try await initialize.exit()
         #expect(initialized.status == 0, "init as the service user: \(initialized.stderr)")
 
         let daemon = asService(try #require(values("ExecStart").first))
-        try daemon.start()
+        try await daemon.launch()
         defer { if daemon.isRunning { daemon.signal(SIGKILL) } }
         #expect(await notify.waitFor("READY=1", timeout: 30), "readiness over NOTIFY_SOCKET: \(daemon.stderrSoFar)")
 
@@ -104,7 +104,7 @@ import Testing
         // The client group gets a rule; its members have it as a supplementary group only (primary 61002),
         // which the daemon reads with SO_PEERGROUPS.
         let grant = asService("/usr/local/bin/sobot-broker access grant --group users --tenant * --methods token.get")
-        try grant.start()
+        try await grant.launch()
         let granted = try await grant.exit()
         #expect(granted.status == 0 && granted.stdout.contains("the running daemon reloaded"), "\(granted.stdout) \(granted.stderr)")
 
@@ -115,7 +115,7 @@ import Testing
                 environment: ["SOBOT_BROKER_SOCKET": socket],
                 executable: "/usr/bin/setpriv"
             )
-            try client.start()
+            try await client.launch()
             return try await client.exit()
         }
         let memberResult = try await healthAsClient(uid: 61002, groups: [clientGID])
@@ -124,13 +124,13 @@ import Testing
         #expect(strangerResult.status == 1, "anyone else cannot: \(strangerResult.stdout)")
 
         let admin = asService("/usr/local/bin/sobot-broker tenant list")
-        try admin.start()
+        try await admin.launch()
         let adminResult = try await admin.exit()
         #expect(adminResult.status == 0 && adminResult.stdout.contains("no tenants"), "the admin CLI as the service user: \(adminResult.stderr)")
 
         let reload = try #require(values("ExecReload").first).replacingOccurrences(of: "$MAINPID", with: String(daemon.pid)).split(separator: " ").map(String.init)
         let reloader = BrokerProcess(Array(reload.dropFirst()), executable: reload[0])
-        try reloader.start()
+        try await reloader.launch()
         #expect(try await reloader.exit().status == 0)
         #expect(await notify.waitFor("RELOADING=1", timeout: 30), "\(daemon.stderrSoFar)")
         #expect(await notify.waitFor("READY=1", timeout: 30), "ready again after the reload")
@@ -150,7 +150,7 @@ import Testing
         var environment = daemon.environment
         environment["NOTIFY_SOCKET"] = notify.path
         let process = BrokerProcess(["serve"], environment: environment)
-        try process.start()
+        try await process.launch()
         daemon.process = process
         #expect(await notify.waitFor("READY=1", timeout: 30), "\(process.stderrSoFar)")
         #expect(try await daemon.call("broker.health").get()["status"] == "ok", "the socket answers by the time READY=1 is sent")

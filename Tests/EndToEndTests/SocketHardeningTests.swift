@@ -17,9 +17,9 @@ import Testing
     }
 
     /// Starts `script` under python3 as `nobody`, with the socket path as its argument.
-    static func runAsNobody(python script: String, socket: String) throws -> BrokerProcess {
+    static func runAsNobody(python script: String, socket: String) async throws -> BrokerProcess {
         let process = BrokerProcess(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, socket], executable: "/usr/bin/setpriv")
-        try process.start()
+        try await process.launch()
         return process
     }
 
@@ -155,7 +155,7 @@ import Testing
             print(refused, flush=True)
             time.sleep(20)
             """
-        let holder = try Self.runAsNobody(python: script, socket: daemon.socket)
+        let holder = try await Self.runAsNobody(python: script, socket: daemon.socket)
         defer { holder.signal(SIGKILL) }
         let counted = await eventually(timeout: 60) { holder.stdoutSoFar.contains("\n") }
         #expect(counted, "the holder reports: \(holder.stderrSoFar)")
@@ -194,7 +194,7 @@ import Testing
             print(len(held), refused, flush=True)
             time.sleep(20)
             """
-        let holder = try Self.runAsNobody(python: script, socket: daemon.socket)
+        let holder = try await Self.runAsNobody(python: script, socket: daemon.socket)
         defer { holder.signal(SIGKILL) }
         let counted = await eventually(timeout: 20) { holder.stdoutSoFar.contains("\n") }
         #expect(counted, "the holder reports: \(holder.stderrSoFar)")

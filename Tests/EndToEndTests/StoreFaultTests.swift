@@ -76,7 +76,7 @@ import Testing
         let pid = try #require(daemon.process?.pid)
         func inDaemonNamespace(_ arguments: [String]) async throws -> CommandResult {
             let process = BrokerProcess(["-t", "\(pid)", "-m", "--"] + arguments, environment: daemon.environment, executable: "/usr/bin/nsenter")
-            try process.start()
+            try await process.launch()
             return try await process.exit()
         }
         let first = try #require(try await daemon.call("token.get", ["tenant": "t0"]).get()["token"]?.stringValue)
@@ -147,7 +147,7 @@ import Testing
 
         _ = try await daemon.stop()
         let restart = BrokerProcess(["serve"], environment: daemon.environment)
-        try restart.start()
+        try await restart.launch()
         let refused = try await restart.exit()
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("SQLite error 26"), "\(refused.stderr)")

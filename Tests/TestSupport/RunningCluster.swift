@@ -93,7 +93,7 @@ public final class RunningCluster: @unchecked Sendable {
     /// Starts broker `index` and waits until it answers.
     public func start(_ index: Int, extraArguments: [String] = []) async throws {
         let process = BrokerProcess(["serve"] + extraArguments, environment: self.environment(index))
-        try process.start()
+        try await process.launch()
         self.lock.withLock { self.processes[index] = process }
         let socket = self.socket(index)
         let ready = await eventually(timeout: 30) {

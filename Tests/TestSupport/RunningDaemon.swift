@@ -51,7 +51,7 @@ public final class RunningDaemon: @unchecked Sendable {
             launcher.isEmpty
             ? BrokerProcess(serve, environment: self.environment)
             : BrokerProcess(Array(launcher.dropFirst()) + [BrokerExecutable.path] + serve, environment: self.environment, executable: launcher[0])
-        try process.start()
+        try await process.launch()
         self.process = process
         let socket = self.socket
         let ready = await eventually(timeout: 20) {
