@@ -65,17 +65,12 @@ public final class BrokerProcess: @unchecked Sendable {
         self.process.standardError = FileHandle(forWritingAtPath: self.outputDirectory.file("stderr"))
     }
 
-    /// One spawn at a time: Foundation's `Process.run()` crashed the test process twice (a bad
-    /// `memcpy` inside it, in fresh-clone CI runs) while other threads spawned children at the same time.
-    private static let spawning = NSLock()
-
-    /// Starts the child. Waits for any other spawn in progress: from async code use `launch()`, so the
-    /// wait never holds one of the test process's two cooperative threads.
     public func start() throws {
-        try Self.spawning.withLock { try self.process.run() }
+        try self.process.run()
     }
 
-    /// `start()` on a thread of its own.
+    /// `start()` on a thread of its own, so a spawn (slow while the machine is loaded) never holds one
+    /// of the test process's two cooperative threads.
     public func launch() async throws {
         try await onThread { try self.start() }
     }
