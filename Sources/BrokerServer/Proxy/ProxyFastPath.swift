@@ -28,16 +28,18 @@ struct ProxyFastPath: Sendable {
     func plan(_ request: ProxyRequest, context: CallContext) -> Plan? {
         let target = request.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let rawPath = target.first.map(String.init) ?? ""
-        guard !rawPath.hasPrefix("/_broker/"), let tenant = request.headers.first(name: "x-sobot-tenant") else { return nil }
-        let region = request.headers.first(name: "x-sobot-region")
-        var params: [String: JSONValue] = ["tenant": .string(tenant)]
-        if let region { params["region"] = .string(region) }
-        guard self.dispatcher.refusal(of: "sobot.request", params: .object(params), context: context) == nil,
-            let call = try? ProxyRouter.call(for: request, tenant: tenant, region: region, rawPath: rawPath, rawQuery: target.count > 1 ? String(target[1]) : ""),
-            let (key, token) = self.cache.servable(tenant: tenant, region: region, now: self.clock.monotonicNow()),
+        guard !rawPath.hasPrefix("/_broker/"),
+            let call = try? ProxyRouter.permittedCall(
+                for: request,
+                rawPath: rawPath,
+                rawQuery: target.count > 1 ? String(target[1]) : "",
+                context: context,
+                dispatcher: self.dispatcher
+            ),
+            let (key, token) = self.cache.servable(tenant: call.tenant, region: call.region, now: self.clock.monotonicNow()),
             self.forwarder.canForward(region: key.region)
         else { return nil }
-        return Plan(call: call, key: key, token: token.value, context: context, regionHeader: region)
+        return Plan(call: call, key: key, token: token.value, context: context, regionHeader: call.region)
     }
 
     /// Forwards `plan` on `loop`. A `900002` answer is handed to `BrokerUpstream.resend` (refresh once,

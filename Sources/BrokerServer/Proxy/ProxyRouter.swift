@@ -68,13 +68,7 @@ struct ProxyRouter: Sendable {
         let outcome: Result<SobotCallReply, RPCError>
         var record: ForwardedCallRecord?
         do throws(RPCError) {
-            guard let tenant else {
-                throw RPCError(code: ErrorCode.invalidRequest, message: "invalid request: the X-Sobot-Tenant header is required")
-            }
-            var params: [String: JSONValue] = ["tenant": .string(tenant)]
-            if let region { params["region"] = .string(region) }
-            if let refusal = self.dispatcher.refusal(of: "sobot.request", params: .object(params), context: context) { throw refusal }
-            let call = try Self.call(for: request, tenant: tenant, region: region, rawPath: rawPath, rawQuery: rawQuery)
+            let call = try Self.permittedCall(for: request, rawPath: rawPath, rawQuery: rawQuery, context: context, dispatcher: self.dispatcher)
             record = ForwardedCallRecord(httpMethod: call.method.rawValue, path: call.path.value, status: nil)
             do throws(ModuleError) {
                 outcome = .success(try await self.upstream.send(call))
@@ -98,6 +92,26 @@ struct ProxyRouter: Sendable {
         case .failure(let error):
             return .error(error)
         }
+    }
+
+    /// The Sobot call a request stands for, once its `X-Sobot-Tenant` is there, the caller may make it
+    /// (as a caller of `sobot.request`) and `call(for:…)` accepts it: what both the general path and
+    /// `ProxyFastPath` check before anything is forwarded.
+    static func permittedCall(
+        for request: ProxyRequest,
+        rawPath: String,
+        rawQuery: String,
+        context: CallContext,
+        dispatcher: RPCDispatcher
+    ) throws(RPCError) -> SobotCall {
+        guard let tenant = request.headers.first(name: "x-sobot-tenant") else {
+            throw RPCError(code: ErrorCode.invalidRequest, message: "invalid request: the X-Sobot-Tenant header is required")
+        }
+        let region = request.headers.first(name: "x-sobot-region")
+        var params: [String: JSONValue] = ["tenant": .string(tenant)]
+        if let region { params["region"] = .string(region) }
+        if let refusal = dispatcher.refusal(of: "sobot.request", params: .object(params), context: context) { throw refusal }
+        return try Self.call(for: request, tenant: tenant, region: region, rawPath: rawPath, rawQuery: rawQuery)
     }
 
     /// The Sobot call a request stands for, refused (400) when its method, path, query, body or
