@@ -23,7 +23,7 @@ import Testing
         let before = try fixture.store.credentialRevisions()[key] ?? 0
         fixture.simulator.fault = .latency(milliseconds: 800)
         async let served = manager.token(for: key)
-        #expect(await eventually(timeout: 10) { fixture.simulator.tokenRequestCount == 1 }, "the first fetch is in flight")
+        #expect(await eventually(timeout: 30) { fixture.simulator.tokenRequestCount == 1 }, "the first fetch is in flight")
         fixture.simulator.register(appid: "replacement", appKey: "replacement-secret")
         if change == .removedAndAddedAgain { _ = try fixture.store.remove(tenant: key.tenant, region: nil) }
         try fixture.store.upsert(
@@ -53,7 +53,7 @@ import Testing
         // read timeout.
         fixture.simulator.fault = .latency(milliseconds: 8000)
         async let refreshed = manager.invalidate(key, reported: first)
-        #expect(await eventually(timeout: 10) { fixture.simulator.tokenRequestCount == 2 }, "the refresh is in flight")
+        #expect(await eventually(timeout: 30) { fixture.simulator.tokenRequestCount == 2 }, "the refresh is in flight")
         // Other tenants come and go meanwhile; every reload reads while the refresh is in flight.
         try fixture.addTenants(3, prefix: "other")
         try await withThrowingTaskGroup(of: Void.self) { group in
