@@ -96,12 +96,13 @@ public final class SobotSimulator: Sendable {
                     )
                 }
             }
-        let task = Task {
+        // Accepting runs on the listener's event loop, and each connection on its own: in a test
+        // process whose two cooperative threads are busy, new connections, answers and their recorded
+        // arrival times still come on time.
+        let task = Task(executorPreference: EventLoopTaskExecutor(channel.channel.eventLoop)) {
             _ = try? await channel.executeThenClose { connections in
                 try await withThrowingDiscardingTaskGroup { group in
                     for try await connection in connections {
-                        // On the connection's event loop: in a test process whose two cooperative
-                        // threads are busy, answers and their recorded arrival times still come on time.
                         group.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) {
                             await self.serve(connection)
                         }
