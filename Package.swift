@@ -113,7 +113,10 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["BrokerCore", "BrokerPostgres", "BrokerServer", "SobotSimulator", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "BrokerCore", "BrokerPostgres", "BrokerServer", "SobotSimulator", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Tests/TestSupport"
         ),
         .testTarget(

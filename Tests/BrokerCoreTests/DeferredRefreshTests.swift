@@ -33,13 +33,13 @@ import Testing
         )
         try await manager.start()
         let refresher = Task { try await manager.run() }
-        #expect(await eventually(timeout: 10) { await gate.waitingCount == 1 }, "the background refresh asked the issuer")
+        #expect(await eventually(timeout: 60) { await gate.waitingCount == 1 }, "the background refresh asked the issuer")
         let revision = try #require(try fixture.store.credentialRevisions()[key])
         await manager.adoptStored(
             StoredToken(key: key, value: "new-token-value", issuedAt: now, expiresAt: now + 100, revision: revision, generation: 2)
         )
         await gate.open()
-        #expect(await eventually(timeout: 10) { await manager.activity().inFlight == 0 }, "the deferral came back")
+        #expect(await eventually(timeout: 60) { await manager.activity().inFlight == 0 }, "the deferral came back")
         let status = try #require(await manager.statuses().first)
         let next = try #require(status.nextRefreshAt)
         #expect(next >= now + 50 - 5, "planned from the adopted token (its window starts at 50 s), not at the deferral's 20 s: \(next - now)")

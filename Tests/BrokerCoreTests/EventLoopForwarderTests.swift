@@ -22,7 +22,7 @@ import Testing
         let simulator = SobotSimulator(tokenTTL: 3600)
         let port = try await simulator.start()
         let regions = RegionDirectory(baseURLs: ["sg": "http://127.0.0.1:\(port)", "us": "https://us.sobot.com"])
-        let forwarder = EventLoopForwarder(regions: regions, timeouts: SobotClient.Timeouts(total: 5))
+        let forwarder = EventLoopForwarder(regions: regions, timeouts: SobotClient.Timeouts(total: 60))
         #expect(forwarder.canForward(region: "sg") && !forwarder.canForward(region: "us") && !forwarder.canForward(region: "eu"))
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         for index in 0..<20 {

@@ -87,7 +87,7 @@ import Testing
         )
         await gate.close()
         async let started: Void = manager.start()
-        #expect(await eventually(timeout: 10) { await gate.waitingCount == 1 }, "the start is held after reading the stored token")
+        #expect(await eventually(timeout: 60) { await gate.waitingCount == 1 }, "the start is held after reading the stored token")
         let fetched = try await manager.token(for: key).value
         #expect(fetched != old)
         await gate.open()

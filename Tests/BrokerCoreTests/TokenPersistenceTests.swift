@@ -19,7 +19,7 @@ import Testing
         // the new token cannot be saved (the store gives up after its 5 s busy timeout).
         fixture.simulator.fault = .latency(milliseconds: 2500)
         let refresh = Task { try await manager.invalidate(key, reported: first).value }
-        let sent = await eventually(timeout: 10, interval: 0.005) { fixture.simulator.tokenRequestCount > before }
+        let sent = await eventually(timeout: 60, interval: 0.005) { fixture.simulator.tokenRequestCount > before }
         try #require(sent)
         let blocker = try SQLiteConnection(path: fixture.directory.file("broker.db"))
         try blocker.execute("BEGIN IMMEDIATE")

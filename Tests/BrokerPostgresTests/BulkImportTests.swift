@@ -1,9 +1,10 @@
 import BrokerCore
 import BrokerPostgres
+import TestSupport
 import Testing
 
 /// `tenant import` at scale: one transaction of multi-row statements, all or nothing.
-@Suite struct BulkImportTests {
+@Suite(.heavy) struct BulkImportTests {
     private static func tenants(_ count: Int, keyPrefix: String = "app-key") -> [TenantDefinition] {
         (0..<count).map { index in
             tenant("t\(index)", name: "Tenant \(index)", ("sg", "\(index)", "\(keyPrefix)-sg-\(index)"), ("us", "\(index + 1)", "\(keyPrefix)-us-\(index)"))
@@ -14,8 +15,8 @@ import Testing
     @Test func aHundredThousandTenantsImportInOneTransaction() async throws {
         guard let fixture = try await PostgresFixture.start() else { return }
         defer { fixture.stop() }
-        let definitions = Self.tenants(100_000)
-        try await fixture.withStore(options: Self.generous) { store in
+        try await withOwnThread { try await fixture.withStore(options: Self.generous) { store in
+            let definitions = Self.tenants(100_000)
             let clock = ContinuousClock()
             let start = clock.now
             let report = try await store.upsert(definitions, now: 1_000, dryRun: false)
@@ -30,7 +31,7 @@ import Testing
             let listing = clock.now - listed
             #expect(summaries.count == 100_000 && summaries.allSatisfy { $0.regions.count == 2 })
             print("100,000 tenants, 200,000 credentials: import \(imported), replace \(replaced), list \(listing)")
-        }
+        } }
         #expect(try await fixture.psql("SELECT count(*), min(revision), max(revision) FROM credentials") == "200000|200001|400000", "the replacement gave every credential a new revision, above all the first import's")
     }
 
@@ -41,7 +42,7 @@ import Testing
         defer { fixture.stop() }
         var definitions = Self.tenants(25_000, keyPrefix: "secret-app-key")
         definitions.append(tenant("z-last", ("sg", "bad\u{0}appid", "secret-app-key-last")))
-        try await fixture.withStore(options: Self.generous) { store in
+        try await withOwnThread { try await fixture.withStore(options: Self.generous) { store in
             await #expect {
                 _ = try await store.upsert(definitions, now: 1_000, dryRun: false)
             } throws: { error in
@@ -52,7 +53,7 @@ import Testing
             let summaries = try await store.summaries()
             let marker = try await store.changeMarker()
             #expect(summaries.isEmpty && marker == 0)
-        }
+        } }
         #expect(try await fixture.psql("SELECT (SELECT count(*) FROM tenants) + (SELECT count(*) FROM credentials)") == "0")
     }
 

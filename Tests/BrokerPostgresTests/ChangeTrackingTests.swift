@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// How brokers learn what others did: `changes(since:)`, the configuration version, heartbeats.
-@Suite struct ChangeTrackingTests {
+@Suite(.heavy) struct ChangeTrackingTests {
     let sg = TokenKey(tenant: "acme", region: "sg")
     let us = TokenKey(tenant: "acme", region: "us")
 

@@ -9,7 +9,7 @@ import Testing
 /// Client keys in PostgreSQL: the store's round trip, a table that holds the hash and never the key,
 /// and a change made through one broker's store that reaches another broker's keys through the
 /// configuration notification. Keys are compared, never printed.
-@Suite struct ClientKeyClusterTests {
+@Suite(.heavy) struct ClientKeyClusterTests {
     @Test func createListRevokeAndTheTableHoldsOnlyTheHash() async throws {
         guard let fixture = try await PostgresFixture.start() else { return }
         defer { fixture.stop() }

@@ -8,7 +8,7 @@ import Testing
 /// Token engines of two in-process brokers, each with its own store, lease issuer and clock, on one
 /// private PostgreSQL database and the simulator over real HTTP: the engine's fencing on the cluster
 /// backend, and leases that a broker's wall clock cannot bend.
-@Suite struct ClusterEngineTests {
+@Suite(.heavy) struct ClusterEngineTests {
     final class Broker: Sendable {
         let store: PostgresStore
         let manager: TokenManager
@@ -90,7 +90,7 @@ import Testing
         let before = try await broker.store.credentialRevisions()[Self.key] ?? 0
         setup.simulator.fault = .latency(milliseconds: 1500)
         async let served = broker.manager.token(for: Self.key)
-        #expect(await eventually(timeout: 10) { setup.simulator.tokenRequestCount == 1 }, "the first fetch is in flight")
+        #expect(await eventually(timeout: 60) { setup.simulator.tokenRequestCount == 1 }, "the first fetch is in flight")
         if removedFirst { _ = try await broker.store.remove(tenant: Self.key.tenant, region: nil) }
         _ = try await broker.store.upsert(Self.tenant("new", secret: "new-secret"), now: 2, dryRun: false)
         #expect(try await broker.store.credentialRevisions()[Self.key] ?? 0 > before)
@@ -121,7 +121,7 @@ import Testing
         let old = try await first.manager.token(for: Self.key).value
         await gate.close()
         async let started: Void = held.manager.start()
-        #expect(await eventually(timeout: 10) { await gate.waitingCount == 1 }, "the start is held after reading the stored token")
+        #expect(await eventually(timeout: 60) { await gate.waitingCount == 1 }, "the start is held after reading the stored token")
         let fetched = try await first.manager.invalidate(Self.key, reported: old).value
         #expect(try await held.manager.token(for: Self.key).value == fetched, "served from the database while the start is held")
         await gate.open()

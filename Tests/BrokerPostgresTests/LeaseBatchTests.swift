@@ -1,11 +1,12 @@
 import BrokerCore
+import TestSupport
 import Testing
 
 @testable import BrokerPostgres
 
 /// Concurrent claims and completions go to the database in batches, and every key still gets its own
 /// answer: one lease per key across owners, and each token stored only under its own lease.
-@Suite struct LeaseBatchTests {
+@Suite(.heavy) struct LeaseBatchTests {
     @Test func concurrentRequestsShareBatchesAndEachGetsItsOwnResult() async throws {
         let coalescer = RequestCoalescer<Int, Int>(maximumBatch: 64)
         let batches = BatchLog()

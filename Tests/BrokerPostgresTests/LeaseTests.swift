@@ -1,9 +1,10 @@
 import BrokerCore
 import BrokerPostgres
+import TestSupport
 import Testing
 
 /// Refresh leases: one fetch per key across the cluster, fenced by owner and revision.
-@Suite struct LeaseTests {
+@Suite(.heavy) struct LeaseTests {
     let key = TokenKey(tenant: "acme", region: "sg")
     let fresh = FetchBasis(revision: 1, generation: 0)
 

@@ -2,11 +2,12 @@ import BrokerCore
 import BrokerPostgres
 import Logging
 import PostgresNIO
+import TestSupport
 import Testing
 
 /// Writers tell listening brokers what changed, on the store's own connection configuration, and no
 /// notification carries a secret.
-@Suite struct NotificationTests {
+@Suite(.heavy) struct NotificationTests {
     @Test func writesAreAnnouncedWithoutSecrets() async throws {
         guard let fixture = try await PostgresFixture.start() else { return }
         defer { fixture.stop() }

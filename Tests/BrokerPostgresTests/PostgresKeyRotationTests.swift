@@ -1,9 +1,10 @@
 import BrokerCore
 import BrokerPostgres
+import TestSupport
 import Testing
 
 /// `key rotate` on PostgreSQL: re-sealing under table locks, and the cluster interlock.
-@Suite struct PostgresKeyRotationTests {
+@Suite(.heavy) struct PostgresKeyRotationTests {
     let sg = TokenKey(tenant: "acme", region: "sg")
 
     @Test func everySecretIsResealedAndOldWritersAreRefused() async throws {

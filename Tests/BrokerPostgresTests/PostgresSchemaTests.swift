@@ -1,8 +1,9 @@
 import BrokerCore
 import BrokerPostgres
+import TestSupport
 import Testing
 
-@Suite struct PostgresSchemaTests {
+@Suite(.heavy) struct PostgresSchemaTests {
     @Test func migratingTwiceChangesNothing() async throws {
         guard let fixture = try await PostgresFixture.start() else { return }
         defer { fixture.stop() }

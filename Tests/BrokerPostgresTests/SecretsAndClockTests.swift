@@ -1,10 +1,11 @@
 import BrokerCore
 import Foundation
 import BrokerPostgres
+import TestSupport
 import Testing
 
 /// What the database holds: sealed secrets bound to their rows, and stamps on its own clock.
-@Suite struct SecretsAndClockTests {
+@Suite(.heavy) struct SecretsAndClockTests {
     let sg = TokenKey(tenant: "acme", region: "sg")
 
     @Test func theDatabaseNeverHoldsAPlaintextKeyOrToken() async throws {

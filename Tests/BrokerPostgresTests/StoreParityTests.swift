@@ -6,7 +6,7 @@ import Testing
 
 /// The PostgreSQL store does what the SQLite store does: one scenario runs against both, and their
 /// transcripts (every result and error, as text) must be the same.
-@Suite struct StoreParityTests {
+@Suite(.heavy) struct StoreParityTests {
     @Test func everyOperationMatchesSQLite() async throws {
         guard let fixture = try await PostgresFixture.start() else { return }
         defer { fixture.stop() }

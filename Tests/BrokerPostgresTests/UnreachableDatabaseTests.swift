@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// A database that went away makes every call fail within the timeout, with a one-line reason.
-@Suite struct UnreachableDatabaseTests {
+@Suite(.heavy) struct UnreachableDatabaseTests {
     private static func options(timeout: Duration) -> PostgresStore.Options {
         var options = PostgresStore.Options()
         options.timeout = timeout
@@ -51,15 +51,16 @@ import Glibc
     @Test func aRefusedConnectionSaysSo() async throws {
         let port = try SilentListener().closedPort()
         let started = ContinuousClock.now
+        // The diagnosis is under test here, not the deadline: a 0.5 s one is sometimes over before a
+        // loaded test process has run the refused attempt's failure, and the cause then reads "no
+        // connection within 0.5 s" instead.
         await #expect {
-            try await Self.summaries("postgres://broker@127.0.0.1:\(port)/sobot?sslmode=disable")
+            try await Self.summaries("postgres://broker@127.0.0.1:\(port)/sobot?sslmode=disable", timeout: .seconds(5))
         } throws: { error in
             guard case PostgresStoreError.timedOut(_, _, .connection, let cause?) = error else { return false }
             return cause.contains("cannot connect") && !"\(error)".contains("\n")
         }
-        // Generous: in the full suite on a loaded two-core machine this measured 24-26 s (the store's
-        // tasks wait for the test process's two cooperative threads), and 30 s once. Without the
-        // timeout the call would not end at all.
+        // Without the timeout the call would not end at all.
         #expect(ContinuousClock.now - started < .seconds(90))
     }
 

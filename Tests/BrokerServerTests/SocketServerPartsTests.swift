@@ -112,7 +112,7 @@ import Testing
         close(pair[0])
         stopped = nil
         // The loop's thread lets go of it just after the loop reports it stopped.
-        let gone = await eventually(timeout: 10) { released == nil }
+        let gone = await eventually(timeout: 60) { released == nil }
         #expect(gone, "a stopped loop is freed, with its epoll descriptor and buffers")
     }
 

@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// Per-caller access rules with a real second identity, and the audit log.
-@Suite struct AccessAndAuditTests {
+@Suite(.heavy) struct AccessAndAuditTests {
     /// Runs `sobot-broker ARGS` as the user `nobody` (needs root and setpriv).
     static func asNobody(_ arguments: [String]) async throws -> CommandResult {
         try await runBrokerAs(uid: 65534, gid: 65534, arguments)

@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// A one-second run of `bench`: the tool users size deployments with keeps working.
-@Suite struct BenchSmokeTests {
+@Suite(.heavy) struct BenchSmokeTests {
     @Test func aShortSelfContainedRunReportsFigures() async throws {
         let result = try await runBroker(["bench", "--tenants", "3", "--connections", "4", "--duration", "1", "--token-ttl", "60", "--json"])
         #expect(result.status == 0, "\(result.stderr)")

@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// A region list with a typo refuses every command that reads it, naming the entry (exit 64).
-@Suite struct CLIConventionTests {
+@Suite(.heavy) struct CLIConventionTests {
     @Test func aSemicolonInsteadOfACommaRefusesServeAndTenantAdd() async throws {
         let daemon = try await RunningDaemon(tenants: 1, start: false)
         var environment = daemon.environment
@@ -24,7 +24,7 @@ import Testing
         let directory = TemporaryDirectory("cwd")
         let result = try await onThread {
             let process = BrokerProcess(["demo"])
-            process.process.currentDirectoryURL = URL(fileURLWithPath: directory.path)
+            process.directory = directory.path
             try process.start()
             return process.waitForExit()
         }

@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// The command line, driven through the built executable.
-@Suite struct CLITests {
+@Suite(.heavy) struct CLITests {
     let directory = TemporaryDirectory("cli")
     var home: String { self.directory.file("home") }
     var environment: [String: String] { ["SOBOT_BROKER_HOME": self.home] }

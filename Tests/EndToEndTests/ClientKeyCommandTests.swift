@@ -6,7 +6,7 @@ import Testing
 /// `access key create/list/revoke` through the built executable, on SQLite and on PostgreSQL: the
 /// key is printed once, on stdout; nothing else (list, errors, notes) ever holds it. Keys are
 /// compared, never printed: expectations take booleans and labels.
-@Suite struct ClientKeyCommandTests {
+@Suite(.heavy) struct ClientKeyCommandTests {
     /// One backend's CLI: how to run a command, and the hashes its database holds (hex).
     struct Backend: Sendable {
         let run: @Sendable ([String]) async throws -> CommandResult

@@ -5,7 +5,7 @@ import Testing
 
 /// Client keys at the HTTP proxy's TCP port: a key opens its own tenant, not another; revoked, it is
 /// refused without a restart; in a cluster, a key made on one host works on another within 2 s.
-@Suite struct ClientKeyProxyTests {
+@Suite(.heavy) struct ClientKeyProxyTests {
     static func get(_ port: Int, _ uri: String, tenant: String, key: String?) async throws -> Int? {
         var headers = [("X-Sobot-Tenant", tenant)]
         if let key { headers.append(("Authorization", "Bearer \(key)")) }
@@ -19,7 +19,7 @@ import Testing
         let created = try await runBroker(["access", "key", "create", "--tenant", "t0", "--name", "billing"], environment: daemon.environment)
         #expect(created.status == 0, "\(created.stderr)")
         let key = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(await eventually(timeout: 5) { (try? await Self.get(port, "/api/ws/5/x", tenant: "t0", key: key)) == 200 }, "the new key works without a restart")
+        #expect(await eventually(timeout: 60) { (try? await Self.get(port, "/api/ws/5/x", tenant: "t0", key: key)) == 200 }, "the new key works without a restart")
         #expect(try await Self.get(port, "/api/ws/5/x", tenant: "t1", key: key) == 403, "not another tenant")
         #expect(try await Self.get(port, "/_broker/token?tenant=t0", tenant: "t0", key: key) == 200)
         #expect(try await Self.get(port, "/api/ws/5/x", tenant: "t0", key: key + "x") == 401)
@@ -29,7 +29,7 @@ import Testing
         #expect(!listed.stdout.contains(key))
         let revoked = try await runBroker(["access", "key", "revoke", id], environment: daemon.environment)
         #expect(revoked.status == 0, "\(revoked.stderr)")
-        #expect(await eventually(timeout: 5) { (try? await Self.get(port, "/api/ws/5/x", tenant: "t0", key: key)) == 401 }, "revoked: refused, no restart")
+        #expect(await eventually(timeout: 60) { (try? await Self.get(port, "/api/ws/5/x", tenant: "t0", key: key)) == 401 }, "revoked: refused, no restart")
 
         let exit = try #require(try await daemon.stop())
         let audit = try String(contentsOfFile: daemon.home + "/audit.log", encoding: .utf8)
@@ -47,7 +47,7 @@ import Testing
         #expect(created.status == 0, "\(created.stderr)")
         let key = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let started = ContinuousClock.now
-        #expect(await eventually(timeout: 10, interval: 0.05) { (try? await Self.get(ports[1], "/api/ws/5/x", tenant: "t0", key: key)) == 200 })
+        #expect(await eventually(timeout: 60, interval: 0.05) { (try? await Self.get(ports[1], "/api/ws/5/x", tenant: "t0", key: key)) == 200 })
         // The contract's 2 s, plus 1 s for this poll's own HTTP round trips and CLI exit on a loaded
         // two-core machine (2.56 s was measured once in a full parallel run).
         #expect(ContinuousClock.now - started < .seconds(3), "took \(ContinuousClock.now - started)")

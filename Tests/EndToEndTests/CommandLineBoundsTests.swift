@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// Numbers given on the command line are range-checked before they become durations or integers.
-@Suite struct CommandLineBoundsTests {
+@Suite(.heavy) struct CommandLineBoundsTests {
     @Test(arguments: [
         ["bench", "--duration", "1e300"], ["bench", "--token-ttl", "1e300"], ["simulate", "--token-ttl", "1e300"],
         ["simulate", "--token-ttl", "0.5"], ["demo", "--token-ttl", "nan"], ["demo", "--token-ttl", "604801"],

@@ -7,7 +7,7 @@ import Testing
 /// `<home>/config.toml` against the real binary: the order flag, environment, file, default; strict
 /// checking with one line naming the culprit; what `serve` logs as it starts; the socket a daemon
 /// started elsewhere records in its home; and SIGHUP re-reading the file.
-@Suite struct ConfigFileTests {
+@Suite(.heavy) struct ConfigFileTests {
     private static func write(_ text: String, to path: String, mode: Int = 0o600) throws {
         try text.write(toFile: path, atomically: false, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
@@ -17,7 +17,7 @@ import Testing
     private static func serve(_ daemon: RunningDaemon, _ arguments: [String], environment: [String: String], socket: String) async throws -> BrokerProcess {
         let process = BrokerProcess(["serve"] + arguments, environment: environment)
         try await process.launch()
-        let ready = await eventually(timeout: 20) {
+        let ready = await eventually(timeout: 60) {
             (try? await onThread { try BrokerClient(socketPath: socket).call("broker.health") }) != nil || !process.isRunning
         }
         guard ready, process.isRunning else { throw DaemonTestError("daemon did not start: \(process.stderrSoFar)") }
@@ -133,12 +133,12 @@ import Testing
 
         try Self.write("idle-timeout = 90\nthreads = 2\n", to: config)
         process.signal(SIGHUP)
-        let noticed = await eventually(timeout: 20) { process.stderrSoFar.contains("re-read: threads, idle-timeout changed; takes effect when the daemon restarts") }
+        let noticed = await eventually(timeout: 60) { process.stderrSoFar.contains("re-read: threads, idle-timeout changed; takes effect when the daemon restarts") }
         #expect(noticed, "\(process.stderrSoFar)")
 
         try Self.write("idle-timeout = \n", to: config)
         process.signal(SIGHUP)
-        let refused = await eventually(timeout: 20) { process.stderrSoFar.contains("config file no longer reads; keeping the options in force") }
+        let refused = await eventually(timeout: 60) { process.stderrSoFar.contains("config file no longer reads; keeping the options in force") }
         #expect(refused, "\(process.stderrSoFar)")
         #expect(try await daemon.call("token.get", ["tenant": "t0"]).get()["token"] != nil, "still serving")
         await daemon.shutdown()

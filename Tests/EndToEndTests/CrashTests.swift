@@ -29,7 +29,7 @@ enum CrashRun {
 }
 
 /// kill -9 at awkward moments: afterwards the daemon starts and every secret opens.
-@Suite(.serialized) struct CrashTests {
+@Suite(.serialized, .heavy) struct CrashTests {
     static func writeTenantsFile(_ path: String, count: Int, prefix: String) throws {
         let entries = (0..<count).map { #"{"id":"\#(prefix)\#($0)","credentials":[{"region":"sg","appid":"\#(prefix)app\#($0)","app_key":"key-\#($0)"}]}"# }
         try #"{"tenants":[\#(entries.joined(separator: ","))]}"#.write(toFile: path, atomically: true, encoding: .utf8)
@@ -106,7 +106,7 @@ enum CrashRun {
         let daemon = BrokerProcess(["serve"], environment: environment)
         try await daemon.launch()
         let socket = directory.file("home") + "/broker.sock"
-        #expect(await eventually(timeout: 15) { (try? await onThread { try BrokerClientProbe.health(socket) }) == true })
+        #expect(await eventually(timeout: 60) { (try? await onThread { try BrokerClientProbe.health(socket) }) == true })
         daemon.signal(SIGTERM)
         #expect(try await daemon.exit().status == 0)
     }

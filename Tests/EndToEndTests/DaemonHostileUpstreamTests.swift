@@ -6,7 +6,7 @@ import TestSupport
 import Testing
 
 /// The real daemon against a lying upstream: the simulator is told to send hostile `get_token` replies.
-@Suite struct DaemonHostileUpstreamTests {
+@Suite(.heavy) struct DaemonHostileUpstreamTests {
     /// Each of these once crashed the daemon (a trapping conversion, or a token AsyncHTTPClient
     /// cannot send) or scheduled the next refresh 2,300 years away; persisted, it crashed every restart.
     @Test(arguments: [

@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// Bounds that keep one client from hurting the others.
-@Suite struct DaemonLimitsTests {
+@Suite(.heavy) struct DaemonLimitsTests {
     @Test func connectionsBeyondTheLimitGetAnErrorAndOthersKeepWorking() async throws {
         let daemon = try await RunningDaemon(tenants: 1, start: false)
         try await daemon.start(extraArguments: ["--max-connections", "3"])

@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// Every method of the contract, against the real daemon on a temporary socket.
-@Suite struct DaemonMethodTests {
+@Suite(.heavy) struct DaemonMethodTests {
     @Test func everyContractMethodAnswers() async throws {
         let daemon = try await RunningDaemon(tenants: 2)
         let health = try await daemon.call("broker.health").get()

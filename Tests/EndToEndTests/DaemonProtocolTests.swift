@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// JSON-RPC 2.0 framing and error paths over the real socket.
-@Suite struct DaemonProtocolTests {
+@Suite(.heavy) struct DaemonProtocolTests {
     @Test func everyErrorPathAnswersAndTheConnectionStaysUsable() async throws {
         let daemon = try await RunningDaemon(tenants: 1)
         let connection = try daemon.connect()

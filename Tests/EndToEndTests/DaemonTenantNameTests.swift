@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// The real daemon against callers sending tenant and region names that are not ids.
-@Suite struct DaemonTenantNameTests {
+@Suite(.heavy) struct DaemonTenantNameTests {
     /// `t1\u0000N` once reached the store as `t1` (a C string) while the engine keyed on the whole
     /// string: every N added a phantom tenant, its memory and background retries.
     @Test func tenantNamesThatAreNotTenantIDsAreRefusedAndAddNoTenants() async throws {

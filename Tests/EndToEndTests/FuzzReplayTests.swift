@@ -5,7 +5,7 @@ import Testing
 /// Replays the fuzzing corpora (seeds and every crash found so far) through the fuzz targets,
 /// built without libFuzzer: a regression suite for the request reader, dispatcher, import parser and
 /// upstream reply decoding.
-@Suite struct FuzzReplayTests {
+@Suite(.heavy) struct FuzzReplayTests {
     static var corpus: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fuzz/corpus").path
     }

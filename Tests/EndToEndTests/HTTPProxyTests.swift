@@ -5,7 +5,7 @@ import Testing
 
 /// `serve --http-proxy` against the real daemon and the simulator over HTTP: forwarding, the token
 /// set by the broker, the broker's own endpoints, refusals mapped to statuses, bounds, and callers.
-@Suite struct HTTPProxyTests {
+@Suite(.heavy) struct HTTPProxyTests {
     struct Proxy {
         let daemon: RunningDaemon
         let path: String

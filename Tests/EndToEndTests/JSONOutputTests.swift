@@ -5,7 +5,7 @@ import Testing
 
 /// `--json` on every command that prints data: one JSON document on stdout with the same facts as the
 /// text, never a secret it did not mean to print.
-@Suite struct JSONOutputTests {
+@Suite(.heavy) struct JSONOutputTests {
     private static func document(_ result: CommandResult) throws -> JSONValue {
         #expect(result.status == 0, "\(result.stderr)")
         return try JSONParser.parse(Array(result.stdout.utf8))
@@ -64,7 +64,7 @@ import Testing
         let process = BrokerProcess(["simulate", "--json"])
         try await process.launch()
         defer { if process.isRunning { process.signal(SIGTERM) } }
-        #expect(await eventually(timeout: 20) { process.stdoutSoFar.hasSuffix("}\n") }, "\(process.stderrSoFar)")
+        #expect(await eventually(timeout: 60) { process.stdoutSoFar.hasSuffix("}\n") }, "\(process.stderrSoFar)")
         let started = try JSONParser.parse(Array(process.stdoutSoFar.utf8))
         let port = try #require(started["port"]?.integerValue)
         #expect(started["url"]?.stringValue == "http://127.0.0.1:\(port)" && started["region_urls"]?.stringValue?.hasPrefix("sg=http://127.0.0.1:") == true)

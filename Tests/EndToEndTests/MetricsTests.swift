@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// Prometheus metrics through `broker.metrics` and `serve --metrics-listen`.
-@Suite struct MetricsTests {
+@Suite(.heavy) struct MetricsTests {
     @Test func countsRequestsUpstreamCallsTokensAndConnections() async throws {
         let port = try Self.freePort()
         let daemon = try await RunningDaemon(tenants: 2, start: false)

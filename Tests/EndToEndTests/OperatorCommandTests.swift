@@ -5,7 +5,7 @@ import Testing
 
 /// What an operator runs day to day, against the real binary: `status` with its filters and
 /// summary, `refresh` after a failure, and `health`.
-@Suite struct OperatorCommandTests {
+@Suite(.heavy) struct OperatorCommandTests {
     /// t1's app key is wrong at Sobot, so its fetch is rejected and held off for 10 minutes; t0 and
     /// t2 get tokens.
     private static func daemonWithOneRejectedKey() async throws -> RunningDaemon {

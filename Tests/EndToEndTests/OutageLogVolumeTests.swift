@@ -6,7 +6,7 @@ import Testing
 /// A 30 s upstream outage with 300 keys, against the real binary: the daemon logs when the region starts
 /// failing and when it recovers (and once a minute in between), not a line per key or per retry; and
 /// `refresh --failing` brings every key back at once afterwards instead of waiting out the backoffs.
-@Suite struct OutageLogVolumeTests {
+@Suite(.heavy) struct OutageLogVolumeTests {
     @Test func aThirtySecondOutageOfThreeHundredKeysWritesAHandfulOfLines() async throws {
         let daemon = try await RunningDaemon(tenants: 300, start: false)
         daemon.simulator.fault = .httpStatus(503)

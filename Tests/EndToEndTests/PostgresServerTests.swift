@@ -4,7 +4,7 @@ import Testing
 
 /// The private PostgreSQL server that database tests run against: it answers, survives an outage
 /// with its data, lets a test cut another session off, and leaves nothing behind.
-@Suite struct PostgresServerTests {
+@Suite(.heavy) struct PostgresServerTests {
     @Test func answersQueriesAndCreatesDatabases() async throws {
         guard let server = try await onThread({ try PostgresServer.startOrSkip() }) else { return }
         defer { server.stop() }

@@ -6,7 +6,7 @@ import Testing
 /// What orchestrators and dashboards read: `/healthz` and `/readyz` on the metrics listener, `health`
 /// exit codes, HELP and TYPE on every metric, and the shipped Grafana dashboard and alert rules, whose
 /// every metric must be one the exporter writes.
-@Suite struct ProbeAndMetricsContribTests {
+@Suite(.heavy) struct ProbeAndMetricsContribTests {
     static let contrib = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("contrib").path
 

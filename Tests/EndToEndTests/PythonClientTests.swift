@@ -4,7 +4,7 @@ import Testing
 
 /// The Python client's own tests (clients/python), run against the built broker and its simulator,
 /// so `swift test` (and with it CI) runs them too.
-@Suite struct PythonClientTests {
+@Suite(.heavy) struct PythonClientTests {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     @Test func thePythonClientsTestsPass() async throws {
@@ -16,17 +16,11 @@ import Testing
         let script = Self.packageRoot.appendingPathComponent("clients/python/run_tests.sh").path
         let binary = BrokerExecutable.path
         let result = try await onThread { () -> (Int32, String) in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/bash")
-            process.arguments = [script, binary]
-            process.currentDirectoryURL = Self.packageRoot
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return (process.terminationStatus, text)
+            let process = BrokerProcess([script, binary], executable: "/bin/bash")
+            process.directory = Self.packageRoot.path
+            try process.start()
+            let exit = process.waitForExit()
+            return (exit.status, exit.stdout + exit.stderr)
         }
         #expect(result.0 == 0, "the Python client's tests failed:\n\(result.1.suffix(4000))")
         #expect(result.1.contains("OK"), "unittest reported no success")

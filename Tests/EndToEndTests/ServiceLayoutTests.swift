@@ -12,7 +12,7 @@ import Testing
 ///
 /// Stand-ins, so the test changes nothing on the host: uid/gid 61001 for the `sobot-broker` user,
 /// the existing group `users` for `sobot-clients`, and a temporary directory for `/`.
-@Suite struct ServiceLayoutTests {
+@Suite(.heavy) struct ServiceLayoutTests {
     static let contrib = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("contrib/systemd").path
 

@@ -7,7 +7,7 @@ import Testing
 /// `sobot.request` against the real daemon and the simulator over HTTP: any business endpoint, the
 /// token added by the broker, `900002` handled once, and every path that could leave the API refused
 /// before any network call.
-@Suite struct SobotRequestTests {
+@Suite(.heavy) struct SobotRequestTests {
     @Test func forwardsMethodPathQueryBodyAndLanguageWithTheBrokersToken() async throws {
         let daemon = try await RunningDaemon(tenants: 1)
         let reply = try await daemon.call(

@@ -6,7 +6,7 @@ import Testing
 
 /// SQLite failing under a running daemon (locked, full, corrupt): cached tokens keep being served,
 /// each failure is one clear line naming SQLite's code, and nothing already stored is lost.
-@Suite struct StoreFaultTests {
+@Suite(.heavy) struct StoreFaultTests {
     @Test func aLockedDatabaseFailsWritesClearlyWhileTokensKeepBeingServed() async throws {
         let daemon = try await RunningDaemon(tenants: 2)
         let first = try #require(try await daemon.call("token.get", ["tenant": "t0"]).get()["token"]?.stringValue)
@@ -19,7 +19,7 @@ import Testing
         daemon.simulator.fault = .latency(milliseconds: 6000)
         let sent = daemon.simulator.tokenRequestCount
         async let refreshed = daemon.call("token.invalidate", ["tenant": "t0", "token": .string(first)])
-        let reached = await eventually(timeout: 10, interval: 0.005) { daemon.simulator.tokenRequestCount > sent }
+        let reached = await eventually(timeout: 60, interval: 0.005) { daemon.simulator.tokenRequestCount > sent }
         try #require(reached)
         let blocker = try SQLiteConnection(path: daemon.home + "/broker.db")
         try blocker.execute("BEGIN IMMEDIATE")
@@ -111,7 +111,7 @@ import Testing
         _ = try await inDaemonNamespace(["/bin/rm", daemon.home + "/filler"])
         // A refused refresh backs off (at most 1 s after one failure) before it is tried again.
         var after: String?
-        let refreshed = await eventually(timeout: 10, interval: 0.2) {
+        let refreshed = await eventually(timeout: 60, interval: 0.2) {
             let current = try? await daemon.call("token.get", ["tenant": "t0"]).get()["token"]?.stringValue
             after = try? await daemon.call("token.invalidate", ["tenant": "t0", "token": .string(current ?? served)]).get()["token"]?.stringValue
             return after != nil && after != served

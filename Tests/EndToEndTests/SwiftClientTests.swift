@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// `SobotBrokerClient` against the real daemon and the simulator.
-@Suite struct SwiftClientTests {
+@Suite(.heavy) struct SwiftClientTests {
     @Test func tokensRequestsAndTypedErrors() async throws {
         let daemon = try await RunningDaemon(tenants: 1)
         let client = SobotBrokerClient(socketPath: daemon.socket)

@@ -5,7 +5,7 @@ import Testing
 
 /// `tenant import`, through the built executable on a real SQLite file: every error at once with its
 /// place, the dry run's per-tenant diff, and progress on long imports. Output is checked byte for byte.
-@Suite struct TenantImportCommandTests {
+@Suite(.heavy) struct TenantImportCommandTests {
     let directory = TemporaryDirectory("import")
     var home: String { self.directory.file("home") }
     var environment: [String: String] { ["SOBOT_BROKER_HOME": self.home] }

@@ -25,11 +25,8 @@ public struct CommandResult: Sendable {
 public func runBroker(_ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) async throws -> CommandResult {
     try await onThread {
         let process = BrokerProcess(arguments, environment: environment)
-        let input = Pipe()
-        process.process.standardInput = input
+        process.stdin = stdin
         try process.start()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
         return process.waitForExit()
     }
 }
@@ -46,27 +43,39 @@ public func runBrokerAs(uid: UInt32, gid: UInt32, _ arguments: [String]) async t
     }
 }
 
-/// A `sobot-broker` child process. Its output goes to files (a daemon's log must never block on a
-/// full pipe) that are read once it exits.
+/// A `sobot-broker` child process (or another program's). Its output goes to files (a daemon's log
+/// must never block on a full pipe) that are read once it exits.
 public final class BrokerProcess: @unchecked Sendable {
-    public let process = Process()
+    public let executable: String
+    public let arguments: [String]
+    public let environment: [String: String]
+    /// The working directory; set before `start()`.
+    public var directory: String?
+    /// Text for standard input (otherwise it is `/dev/null`); set before `start()`.
+    public var stdin: String?
+    private var child: ChildProcess?
     private let outputDirectory = TemporaryDirectory("out")
 
     public init(_ arguments: [String], environment: [String: String] = [:], executable: String = BrokerExecutable.path) {
-        self.process.executableURL = URL(fileURLWithPath: executable)
-        self.process.arguments = arguments
-        var merged = ProcessInfo.processInfo.environment
-        for key in merged.keys where key.hasPrefix("SOBOT_BROKER_") { merged[key] = nil }
-        merged.merge(environment) { _, new in new }
-        self.process.environment = merged
-        FileManager.default.createFile(atPath: self.outputDirectory.file("stdout"), contents: nil)
-        FileManager.default.createFile(atPath: self.outputDirectory.file("stderr"), contents: nil)
-        self.process.standardOutput = FileHandle(forWritingAtPath: self.outputDirectory.file("stdout"))
-        self.process.standardError = FileHandle(forWritingAtPath: self.outputDirectory.file("stderr"))
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = ChildProcess.environment(environment)
+        _ = FileManager.default.createFile(atPath: self.outputDirectory.file("stdout"), contents: nil)
+        _ = FileManager.default.createFile(atPath: self.outputDirectory.file("stderr"), contents: nil)
     }
 
     public func start() throws {
-        try self.process.run()
+        var input = ChildProcess.Input.null
+        if let stdin {
+            let path = self.outputDirectory.file("stdin")
+            try stdin.write(toFile: path, atomically: false, encoding: .utf8)
+            input = .file(path)
+        }
+        self.child = try ChildProcess(
+            executable: self.executable, arguments: self.arguments, environment: self.environment,
+            directory: self.directory, input: input,
+            output: self.outputDirectory.file("stdout"), error: self.outputDirectory.file("stderr")
+        )
     }
 
     /// `start()` on a thread of its own, so a spawn (slow while the machine is loaded) never holds one
@@ -75,13 +84,13 @@ public final class BrokerProcess: @unchecked Sendable {
         try await onThread { try self.start() }
     }
 
-    public var pid: Int32 { self.process.processIdentifier }
+    public var pid: Int32 { self.child?.pid ?? 0 }
 
     public func signal(_ signal: Int32) {
-        kill(self.process.processIdentifier, signal)
+        self.child?.signal(signal)
     }
 
-    public var isRunning: Bool { self.process.isRunning }
+    public var isRunning: Bool { self.child?.isRunning ?? false }
 
     /// What the process has written to stderr so far.
     public var stderrSoFar: String {
@@ -97,12 +106,16 @@ public final class BrokerProcess: @unchecked Sendable {
         try await onThread { self.waitForExit() }
     }
 
+    /// Waits for the process to exit; its status is 128 + the signal if a signal killed it.
     public func waitForExit() -> CommandResult {
-        self.process.waitUntilExit()
-        return CommandResult(
-            status: self.process.terminationStatus,
-            stdout: (try? String(contentsOfFile: self.outputDirectory.file("stdout"), encoding: .utf8)) ?? "",
-            stderr: self.stderrSoFar
-        )
+        let status = self.child?.waitForExit() ?? -1
+        return CommandResult(status: status, stdout: self.stdoutSoFar, stderr: self.stderrSoFar)
+    }
+
+    /// Kills the process if it still runs and waits for it (for a fixture's `deinit`).
+    public func kill() {
+        guard self.isRunning else { return }
+        self.signal(SIGKILL)
+        _ = self.waitForExit()
     }
 }

@@ -196,38 +196,33 @@ public final class PostgresServer: Sendable {
     /// Starts the server on the same data and port (after `stopServer()`, the end of the outage) and
     /// waits until it accepts connections. A failure carries what the server logged meanwhile.
     ///
-    /// The postmaster is started as a child of the test process, not through `pg_ctl start`:
-    /// Foundation's `Process` sees a child exit only once every holder of a descriptor it hands the
-    /// child has closed it, and a postmaster that `pg_ctl` leaves behind holds it for good.
+    /// The postmaster is started as a child of the test process, not through `pg_ctl start`, so the
+    /// test process knows at once if it exits.
     public func startAgain() throws {
         let logPath = self.directory.file("log")
         let descriptor = open(logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         guard descriptor >= 0 else { throw PostgresServerError("cannot open \(logPath): errno \(errno)") }
-        let log = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
-        let logged = try log.seekToEnd()
-        let postmaster = Process()
+        let logged = lseek(descriptor, 0, SEEK_END)
+        close(descriptor)
         let (executable, arguments) = Self.command(self.binDirectory + "/postgres", [
             "-D", self.directory.file("data"), "-p", String(self.port), "-k", self.directory.path,
             "-c", "listen_addresses=\(self.host)", "-c", "fsync=off", "-c", "max_connections=200",
         ])
-        postmaster.executableURL = URL(fileURLWithPath: executable)
-        postmaster.arguments = arguments
-        postmaster.currentDirectoryURL = URL(fileURLWithPath: self.directory.path)
-        postmaster.standardInput = FileHandle.nullDevice
-        postmaster.standardOutput = log
-        postmaster.standardError = log
-        try postmaster.run()
+        let postmaster = try ChildProcess(
+            executable: executable, arguments: arguments, environment: ChildProcess.environment([:]),
+            directory: self.directory.path, output: logPath, error: logPath
+        )
 
         func failure(_ what: String) -> PostgresServerError {
-            let output = (try? Data(contentsOf: URL(fileURLWithPath: logPath)).dropFirst(Int(logged))) ?? Data()
+            let output = (try? Data(contentsOf: URL(fileURLWithPath: logPath)).dropFirst(Int(max(logged, 0)))) ?? Data()
             let tail = String(decoding: output, as: UTF8.self).split(separator: "\n").suffix(20).joined(separator: "\n")
             return PostgresServerError("the server on port \(self.port) \(what); its log:\n\(tail)")
         }
         let deadline = ContinuousClock.now + .seconds(30)
-        while !self.isReady(postmaster: postmaster.processIdentifier) {
-            guard postmaster.isRunning else { throw failure("exited with status \(postmaster.terminationStatus)") }
+        while !self.isReady(postmaster: postmaster.pid) {
+            guard postmaster.isRunning else { throw failure("exited with status \(postmaster.waitForExit())") }
             guard ContinuousClock.now < deadline else {
-                postmaster.terminate()
+                postmaster.signal(SIGTERM)
                 throw failure("was not ready within 30 seconds")
             }
             usleep(20_000)
@@ -290,7 +285,7 @@ public final class PostgresServer: Sendable {
         let command = Self.command(executable, arguments)
         let process = BrokerProcess(command.arguments, executable: command.executable)
         // initdb and pg_ctl fail in a working directory their user cannot enter.
-        process.process.currentDirectoryURL = directory.map { URL(fileURLWithPath: $0) }
+        process.directory = directory
         do { try process.start() } catch { throw PostgresServerError("cannot run \(command.executable): \(error)") }
         let result = process.waitForExit()
         guard result.status == 0 else {

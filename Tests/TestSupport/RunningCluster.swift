@@ -137,9 +137,8 @@ public final class RunningCluster: @unchecked Sendable {
             defer { self.processes.removeAll() }
             return Array(self.processes.values)
         }
-        for process in running where process.isRunning {
-            process.signal(SIGKILL)
-            process.process.waitUntilExit()
+        for process in running {
+            process.kill()
         }
         self.postgres.stop()
     }

@@ -54,7 +54,7 @@ public final class RunningDaemon: @unchecked Sendable {
         try await process.launch()
         self.process = process
         let socket = self.socket
-        let ready = await eventually(timeout: 20) {
+        let ready = await eventually(timeout: 60) {
             let answered = (try? await onThread { try BrokerClient(socketPath: socket).call("broker.health") }) != nil
             return answered || !process.isRunning
         }
@@ -87,10 +87,7 @@ public final class RunningDaemon: @unchecked Sendable {
     }
 
     deinit {
-        if let process = self.process, process.isRunning {
-            process.signal(SIGKILL)
-            process.process.waitUntilExit()
-        }
+        self.process?.kill()
     }
 }
 

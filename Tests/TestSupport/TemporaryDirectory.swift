@@ -18,7 +18,7 @@ public final class TemporaryDirectory: Sendable {
 }
 
 /// Polls `condition` until it holds or `timeout` seconds pass; returns whether it held.
-public func eventually(timeout: Double = 10, interval: Double = 0.02, _ condition: () async throws -> Bool) async rethrows -> Bool {
+public func eventually(timeout: Double = 60, interval: Double = 0.02, _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
