@@ -67,5 +67,6 @@ import Testing
         #expect(EventLoopForwarder.endpoint(plainHTTP: "http://[::1]:81") == EventLoopForwarder.Endpoint(host: "::1", port: 81, pathPrefix: "", authority: "[::1]:81"))
         #expect(EventLoopForwarder.endpoint(plainHTTP: "http://h")?.port == 80)
         #expect(EventLoopForwarder.endpoint(plainHTTP: "https://sg.sobot.io") == nil)
+        #expect(EventLoopForwarder.endpoint(plainHTTP: "http://h:99999") == nil, "a port the region check refuses is not read as 80")
     }
 }

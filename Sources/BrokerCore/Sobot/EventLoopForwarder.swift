@@ -44,25 +44,11 @@ public final class EventLoopForwarder: Sendable {
         self.timeouts = timeouts
     }
 
-    /// `http://host[:port][/path]` (already checked by `RegionDirectory`) as an endpoint; nil for https.
+    /// A plain-HTTP base URL as an endpoint, read by `RegionDirectory`'s own check; nil for https (or
+    /// a URL that check refuses).
     static func endpoint(plainHTTP base: String) -> Endpoint? {
-        guard base.hasPrefix("http://") else { return nil }
-        let rest = base.dropFirst(7)
-        let authority = String(rest.prefix { $0 != "/" })
-        let path = String(rest.dropFirst(authority.count))
-        let host: String
-        var port = 80
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { return nil }
-            host = String(authority[authority.index(after: authority.startIndex)..<close])
-            let after = authority[authority.index(after: close)...]
-            if after.hasPrefix(":") { port = Int(after.dropFirst()) ?? 80 }
-        } else {
-            let pieces = authority.split(separator: ":", maxSplits: 1)
-            host = pieces.first.map(String.init) ?? ""
-            if pieces.count == 2 { port = Int(pieces[1]) ?? 80 }
-        }
-        return Endpoint(host: host, port: port, pathPrefix: path, authority: authority)
+        guard let url = RegionDirectory.parse(base), !url.isTLS else { return nil }
+        return Endpoint(host: url.host, port: url.port ?? 80, pathPrefix: url.path, authority: url.authority)
     }
 
     /// Whether `region`'s calls can go through this forwarder (its base URL is plain HTTP).
@@ -250,7 +236,7 @@ final class UpstreamExchangeHandler: ChannelInboundHandler, RemovableChannelHand
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length <= SobotCall.maximumBodySize {
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), (0...SobotCall.maximumBodySize).contains(length) {
                 self.body.reserveCapacity(length)
             }
         case .body(let chunk):

@@ -45,21 +45,44 @@ public struct RegionDirectory: Sendable, Equatable {
         }
     }
 
-    /// `text` as a base URL without trailing slashes, or nil unless it is exactly
-    /// `http(s)://host[:port][/path]`: a host of letters, digits, dots and hyphens (or a bracketed
-    /// IPv6 address), a port of 1-65535, a path of unreserved characters, `/` and `%`; no user, query,
-    /// fragment, space or `;`.
+    /// A base URL's pieces, as `parse` checked them.
+    struct BaseURLParts: Equatable, Sendable {
+        let isTLS: Bool
+        /// Without the brackets of an IPv6 address.
+        let host: String
+        /// Nil: the scheme's default.
+        let port: Int?
+        /// `host[:port]` as written, brackets included: a `Host` header's value.
+        let authority: String
+        /// Without trailing slashes; empty for none.
+        let path: String
+    }
+
+    /// `text` as a base URL without trailing slashes, or nil unless `parse` accepts it.
     static func baseURL(_ text: String) -> String? {
+        guard Self.parse(text) != nil else { return nil }
+        var url = text
+        while url.hasSuffix("/") { url.removeLast() }
+        return url
+    }
+
+    /// `text`'s pieces, or nil unless it is exactly `http(s)://host[:port][/path]`: a host of letters,
+    /// digits, dots and hyphens (or a bracketed IPv6 address), a port of 1-65535, a path of unreserved
+    /// characters, `/` and `%`; no user, query, fragment, space or `;`.
+    static func parse(_ text: String) -> BaseURLParts? {
         let rest: Substring
+        let isTLS: Bool
         if text.hasPrefix("http://") {
             rest = text.dropFirst(7)
+            isTLS = false
         } else if text.hasPrefix("https://") {
             rest = text.dropFirst(8)
+            isTLS = true
         } else {
             return nil
         }
         let authority = rest.prefix { $0 != "/" }
-        let path = rest.dropFirst(authority.count)
+        var path = rest.dropFirst(authority.count)
         let host: Substring
         var port: Substring?
         if authority.hasPrefix("[") {
@@ -78,18 +101,19 @@ public struct RegionDirectory: Sendable, Equatable {
             let hostCharacters = host.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2e || $0 == 0x2d }
             guard hostCharacters, (1...253).contains(host.utf8.count), host.first != ".", host.first != "-", host.last != "-" else { return nil }
         }
+        var portNumber: Int?
         if let port {
             guard (1...5).contains(port.utf8.count), port.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let number = Int(port), (1...65535).contains(number) else {
                 return nil
             }
+            portNumber = number
         }
         let pathCharacters = path.utf8.allSatisfy { byte in
             (byte >= 0x61 && byte <= 0x7a) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x30 && byte <= 0x39) || "-._~/%".utf8.contains(byte)
         }
         guard pathCharacters, path.utf8.count <= 1024 else { return nil }
-        var url = text
-        while url.hasSuffix("/") { url.removeLast() }
-        return url
+        while path.hasSuffix("/") { path.removeLast() }
+        return BaseURLParts(isTLS: isTLS, host: String(host), port: portNumber, authority: String(authority), path: String(path))
     }
 
     public static func fromEnvironment(_ environment: [String: String]) throws(RegionConfigError) -> RegionDirectory {
